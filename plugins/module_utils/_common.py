@@ -1,0 +1,44 @@
+# Copyright (c) qemu_init.qemu contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Things every module shares: the error types and the common options.
+
+This is a private module (leading underscore): not an API for other collections.
+"""
+
+from __future__ import annotations
+
+DEFAULT_CONFIG_DIR = "/etc/qemu"
+DEFAULT_RUN_DIR = "/run/qemu-init"
+
+
+class QemuInitError(Exception):
+    """An operation failed; the message says what was attempted and why."""
+
+    def __init__(self, msg, **details):
+        super().__init__(msg)
+        self.msg = msg
+        # Extra keys for fail_json (stderr, rc, cmd, ...), reported to the user as they are.
+        self.details = details
+
+
+class ParameterError(QemuInitError):
+    """A parameter value is unusable; raised before anything is changed."""
+
+    def __init__(self, param, problem):
+        super().__init__("%s: %s" % (param, problem))
+        self.param = param
+        self.problem = problem
+
+
+def common_argument_spec():
+    """Options every module of the collection accepts (so module_defaults for group/all works)."""
+    return dict(
+        config_dir=dict(type="path", default=DEFAULT_CONFIG_DIR),
+        run_dir=dict(type="path", default=DEFAULT_RUN_DIR),
+    )
+
+
+def fail_from_error(module, err):
+    """Report a QemuInitError through fail_json, with its details."""
+    module.fail_json(msg=err.msg, **err.details)
