@@ -1,0 +1,581 @@
+# Copyright (c) qemu_init.qemu contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The VM spec: validated from module parameters or from a cfg file, rendered back to cfg keys.
+
+Data flows one way: module params -> VmSpec -> cfg file; and cfg file -> VmSpec -> QEMU argv.
+Both inputs go through the same validation (`_build`), so a hand-edited cfg is held to the
+same rules as the module's parameters. Only the naming of the offending field differs
+(`nics[0].backend` for a parameter, `NIC1_BACKEND` for a cfg key).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CfgError, CfgFile, numbered
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._mac import derive_mac, normalize_mac
+from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import (
+    check_absolute_path,
+    check_ifname,
+    check_netns,
+    check_vm_name,
+)
+
+DEFAULT_OS = "linux"
+DEFAULT_BRIDGE = "br0"
+DEFAULT_NIC_MODEL = "e1000"
+DEFAULT_NIC_BACKEND = "tap"
+DEFAULT_ACCEL = "auto"
+DEFAULT_VNC_LISTEN = "127.0.0.1"
+MAX_NICS = 32
+MAX_DISKS = 32
+
+ACCELS = ("auto", "kvm", "tcg")
+DISK_FORMATS = ("raw", "qcow2", "qed", "vdi", "vmdk", "vhdx", "vpc", "luks")
+DISK_INTERFACES = ("ide", "virtio", "scsi", "none")
+NIC_BACKENDS = ("tap", "socket", "mcast", "hubport", "user", "stream", "dgram")
+
+# Which optional NIC fields mean something for which backend. A field set on a backend that
+# ignores it is a mistake worth reporting (e.g. `mcast:` on a tap NIC).
+NIC_BACKEND_FIELDS = {
+    "tap": ("bridge", "tap"),
+    "socket": ("listen", "connect"),
+    "mcast": ("mcast", "localaddr"),
+    "hubport": ("hub",),
+    "user": ("hostfwd",),
+    "stream": ("listen", "connect"),
+    "dgram": ("listen", "connect"),
+}
+NIC_OPTIONAL_FIELDS = ("bridge", "tap", "listen", "connect", "mcast", "localaddr", "hub", "hostfwd")
+
+# cfg keys we own; anything else in a cfg file is the operator's and is kept untouched.
+_MANAGED_KEY_RE = re.compile(
+    r"^(NAME|OS|MEMORY|CPUS|MACHINE|ACCEL|KERNEL|INITRD|APPEND|BRIDGE_IFNAME|NETNS|VNC|VNC_LISTEN|MONITOR_TCP"
+    r"|SERIAL_LOG|EXTRA_ARGS|CDR\d+|DSK\d+(_(FORMAT|INTERFACE|READONLY))?"
+    r"|NIC\d+(_(BACKEND|BRIDGE|TAP|LISTEN|CONNECT|MCAST|LOCALADDR|HUB|MAC|HOSTFWD))?)$"
+)
+
+# Options the launcher owns; passing them through extra_args would break identity, stop or
+# security guarantees, so they are refused with the parameter to use instead.
+_RESERVED_ARGS = {
+    "-daemonize": "the vm module always daemonizes QEMU",
+    "-pidfile": "the pidfile lives in run_dir",
+    "-qmp": "the QMP socket lives in run_dir",
+    "-monitor": "use monitor_tcp",
+    "-name": "the VM's name comes from name",
+    "-vnc": "use vnc and vnc_listen",
+    "-serial": "use serial_log",
+    "-kernel": "use kernel",
+    "-initrd": "use initrd",
+    "-append": "use append",
+    "-m": "use memory",
+    "-smp": "use cpus",
+    "-accel": "use accel",
+    "-enable-kvm": "use accel",
+    "-machine": "use machine",
+    "-M": "use machine",
+    "-netdev": "use nics",
+    "-nic": "use nics",
+    "-drive": "use disks",
+    "-hda": "use disks",
+    "-cdrom": "use cdroms",
+    "-runas": "run QEMU as a user outside this module",
+    "-chroot": "not supported",
+    "-no-reboot": "always set",
+    "-nodefaults": "always set",
+}
+
+_HOSTPORT_RE = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):(?P<port>\d{1,5})$")
+_HOSTFWD_RE = re.compile(r"^(?P<proto>tcp|udp):(?P<haddr>[0-9.]*):(?P<hport>\d{1,5})-(?P<gaddr>[0-9.]*):(?P<gport>\d{1,5})$")
+_MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_MACHINE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_OS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_TRUE = ("yes", "true", "on", "1")
+_FALSE = ("no", "false", "off", "0")
+
+
+@dataclass
+class DiskSpec:
+    file: str
+    format: str
+    interface: str = "ide"
+    readonly: bool = False
+
+
+@dataclass
+class NicSpec:
+    model: str = DEFAULT_NIC_MODEL
+    backend: str = DEFAULT_NIC_BACKEND
+    bridge: Optional[str] = None
+    tap: Optional[str] = None
+    listen: Optional[str] = None
+    connect: Optional[str] = None
+    mcast: Optional[str] = None
+    localaddr: Optional[str] = None
+    hub: Optional[int] = None
+    hostfwd: List[str] = field(default_factory=list)
+    mac: Optional[str] = None  # explicit MAC; None means derived from NAME, OS and the NIC number
+
+
+@dataclass
+class VmSpec:
+    name: str
+    os: str = DEFAULT_OS
+    memory: Optional[int] = None
+    cpus: Optional[int] = None
+    machine: Optional[str] = None
+    accel: str = DEFAULT_ACCEL
+    disks: List[DiskSpec] = field(default_factory=list)
+    cdroms: List[str] = field(default_factory=list)
+    kernel: Optional[str] = None
+    initrd: Optional[str] = None
+    append: Optional[str] = None
+    nics: List[NicSpec] = field(default_factory=list)
+    bridge: str = DEFAULT_BRIDGE
+    netns: Optional[str] = None
+    vnc: bool = False
+    vnc_listen: str = DEFAULT_VNC_LISTEN
+    monitor_tcp: bool = False
+    serial_log: Optional[str] = None
+    extra_args: List[str] = field(default_factory=list)
+
+    # --- derived facts -------------------------------------------------------------------
+    def nic_mac(self, index):
+        """MAC of NIC `index` (1-based): the explicit one, else the derived one."""
+        nic = self.nics[index - 1]
+        return nic.mac or derive_mac(self.name, self.os, index)
+
+    def macs(self):
+        return [self.nic_mac(i) for i in range(1, len(self.nics) + 1)]
+
+    def nic_bridge(self, index):
+        nic = self.nics[index - 1]
+        return nic.bridge or self.bridge if nic.backend == "tap" else None
+
+    def nic_tap(self, index, short_name):
+        """The tap device name NIC `index` uses: explicit, else <short_name>-n<index>."""
+        nic = self.nics[index - 1]
+        if nic.backend != "tap":
+            return None
+        return nic.tap or "%s-n%d" % (short_name, index)
+
+    def uses_bridge(self):
+        return any(nic.backend == "tap" for nic in self.nics)
+
+    # --- rendering -----------------------------------------------------------------------
+    def cfg_items(self):
+        """The cfg keys of this spec, in qemu-init's order; defaults are left out."""
+        items = [("NAME", self.name), ("OS", self.os)]
+        for key, value in (
+            ("MEMORY", self.memory),
+            ("CPUS", self.cpus),
+            ("MACHINE", self.machine),
+            ("ACCEL", None if self.accel == DEFAULT_ACCEL else self.accel),
+            ("KERNEL", self.kernel),
+            ("INITRD", self.initrd),
+            ("APPEND", self.append),
+        ):
+            if value is not None:
+                items.append((key, str(value)))
+        for i, disk in enumerate(self.disks, start=1):
+            items.append(("DSK%d" % i, disk.file))
+            if disk.format != default_disk_format(disk.file):
+                items.append(("DSK%d_FORMAT" % i, disk.format))
+            if disk.interface != "ide":
+                items.append(("DSK%d_INTERFACE" % i, disk.interface))
+            if disk.readonly:
+                items.append(("DSK%d_READONLY" % i, "yes"))
+        for i, path in enumerate(self.cdroms, start=1):
+            items.append(("CDR%d" % i, path))
+        for i, nic in enumerate(self.nics, start=1):
+            items.append(("NIC%d" % i, nic.model))
+            if nic.backend != DEFAULT_NIC_BACKEND:
+                items.append(("NIC%d_BACKEND" % i, nic.backend))
+            for fname in ("bridge", "tap", "listen", "connect", "mcast", "localaddr", "hub"):
+                value = getattr(nic, fname)
+                if value is not None:
+                    items.append(("NIC%d_%s" % (i, fname.upper()), str(value)))
+            if nic.hostfwd:
+                items.append(("NIC%d_HOSTFWD" % i, " ".join(nic.hostfwd)))
+            if nic.mac:
+                items.append(("NIC%d_MAC" % i, nic.mac))
+        # qemu-init's docs put BRIDGE_IFNAME at the bottom of the NIC section.
+        if self.uses_bridge() or self.bridge != DEFAULT_BRIDGE:
+            items.append(("BRIDGE_IFNAME", self.bridge))
+        if self.netns:
+            items.append(("NETNS", self.netns))
+        if self.vnc:
+            items.append(("VNC", "yes"))
+        if self.vnc_listen != DEFAULT_VNC_LISTEN:
+            items.append(("VNC_LISTEN", self.vnc_listen))
+        if self.monitor_tcp:
+            items.append(("MONITOR_TCP", "yes"))
+        if self.serial_log:
+            items.append(("SERIAL_LOG", self.serial_log))
+        if self.extra_args:
+            items.append(("EXTRA_ARGS", " ".join(shlex.quote(a) for a in self.extra_args)))
+        return items
+
+    def render_onto(self, existing=None):
+        """Return cfg text for this spec.
+
+        Onto an existing file: our keys get the new values in place, our keys no longer wanted go,
+        the operator's own keys and comments stay where they were, new keys are appended.
+        """
+        wanted = self.cfg_items()
+        if existing is None:
+            cfg = CfgFile.from_items(wanted, header=["qemu-init cfg for %s, managed by qemu_init.qemu.vm_config" % self.name])
+            return cfg.render()
+        cfg = CfgFile.parse(existing.render())  # a copy: the caller's object stays as read
+        wanted_keys = set(key for key, _value in wanted)
+        cfg.retain(lambda key: key in wanted_keys or not is_managed_key(key))
+        for key, value in wanted:
+            cfg.set(key, value)
+        return cfg.render()
+
+
+def is_managed_key(key):
+    return bool(_MANAGED_KEY_RE.match(key))
+
+
+def default_disk_format(path):
+    """The format assumed when a disk does not say: qcow2 for *.qcow2 files, raw otherwise.
+
+    Never guessed from the image's content: a raw image whose guest wrote a qcow2 header
+    would otherwise be opened as qcow2 on the next boot (QEMU's probing hazard).
+    """
+    return "qcow2" if path.lower().endswith(".qcow2") else "raw"
+
+
+def unmanaged_items(cfg):
+    return [(k, v) for k, v in cfg.items() if not is_managed_key(k)]
+
+
+# --- building a spec -------------------------------------------------------------------------
+
+
+class _ParamNames:
+    """Names fields the way module parameters spell them."""
+
+    def top(self, fname):
+        return fname
+
+    def disk(self, i, fname):
+        return "disks[%d].%s" % (i - 1, fname)
+
+    def cdrom(self, i):
+        return "cdroms[%d]" % (i - 1)
+
+    def nic(self, i, fname):
+        return "nics[%d].%s" % (i - 1, fname)
+
+
+class _CfgNames:
+    """Names fields the way a cfg file spells them, prefixed with the file."""
+
+    _TOP = {
+        "name": "NAME", "os": "OS", "memory": "MEMORY", "cpus": "CPUS", "machine": "MACHINE", "accel": "ACCEL",
+        "kernel": "KERNEL", "initrd": "INITRD", "append": "APPEND", "bridge": "BRIDGE_IFNAME", "netns": "NETNS",
+        "vnc": "VNC", "vnc_listen": "VNC_LISTEN", "monitor_tcp": "MONITOR_TCP", "serial_log": "SERIAL_LOG",
+        "extra_args": "EXTRA_ARGS",
+    }
+
+    def __init__(self, source):
+        self.source = source
+
+    def top(self, fname):
+        return "%s: %s" % (self.source, self._TOP.get(fname, fname.upper()))
+
+    def disk(self, i, fname):
+        return "%s: DSK%d%s" % (self.source, i, "" if fname == "file" else "_" + fname.upper())
+
+    def cdrom(self, i):
+        return "%s: CDR%d" % (self.source, i)
+
+    def nic(self, i, fname):
+        return "%s: NIC%d%s" % (self.source, i, "" if fname == "model" else "_" + fname.upper())
+
+
+def from_params(params, check_files=True):
+    """Build a VmSpec from vm_config's module parameters (already type-converted by Ansible)."""
+    return _build(params, _ParamNames(), check_files)
+
+
+def from_cfg(cfg, source="<cfg>", check_files=False):
+    """Build a VmSpec from a parsed CfgFile; unknown keys are ignored here (the file keeps them)."""
+    names = _CfgNames(source)
+    d = cfg.as_dict()
+    if not d.get("NAME"):
+        raise ParameterError(names.top("name"), "missing: every qemu-init cfg needs NAME")
+
+    def opt(key):
+        value = d.get(key)
+        return None if value is None or value == "" else value
+
+    params = dict(
+        name=d["NAME"],
+        os=opt("OS") or DEFAULT_OS,
+        memory=_to_int(opt("MEMORY"), names.top("memory")),
+        cpus=_to_int(opt("CPUS"), names.top("cpus")),
+        machine=opt("MACHINE"),
+        accel=opt("ACCEL") or DEFAULT_ACCEL,
+        kernel=opt("KERNEL"),
+        initrd=opt("INITRD"),
+        append=d.get("APPEND"),
+        bridge=opt("BRIDGE_IFNAME") or DEFAULT_BRIDGE,
+        netns=opt("NETNS"),
+        vnc=_to_bool(opt("VNC"), names.top("vnc")),
+        vnc_listen=opt("VNC_LISTEN") or DEFAULT_VNC_LISTEN,
+        monitor_tcp=_to_bool(opt("MONITOR_TCP"), names.top("monitor_tcp")),
+        serial_log=opt("SERIAL_LOG"),
+        cdroms=numbered(d, "CDR"),
+        disks=[],
+        nics=[],
+    )
+    try:
+        params["extra_args"] = shlex.split(d.get("EXTRA_ARGS") or "")
+    except ValueError as exc:
+        raise ParameterError(names.top("extra_args"), "cannot split into arguments: %s" % exc)
+    for i, path in enumerate(numbered(d, "DSK"), start=1):
+        params["disks"].append(dict(
+            file=path,
+            format=opt("DSK%d_FORMAT" % i),
+            interface=opt("DSK%d_INTERFACE" % i),
+            readonly=_to_bool(opt("DSK%d_READONLY" % i), names.disk(i, "readonly")),
+        ))
+    for i, model in enumerate(numbered(d, "NIC"), start=1):
+        nic = dict(model=model, backend=opt("NIC%d_BACKEND" % i) or DEFAULT_NIC_BACKEND, mac=opt("NIC%d_MAC" % i))
+        for fname in NIC_OPTIONAL_FIELDS:
+            nic[fname] = opt("NIC%d_%s" % (i, fname.upper()))
+        nic["hub"] = _to_int(nic["hub"], names.nic(i, "hub"))
+        nic["hostfwd"] = (nic["hostfwd"] or "").split()
+        params["nics"].append(nic)
+    return _build(params, names, check_files)
+
+
+def parse_cfg_text(text, source, check_files=False):
+    """Parse cfg text into (CfgFile, VmSpec); cfg syntax errors become ParameterError-like CfgError."""
+    cfg = CfgFile.parse(text, source)
+    return cfg, from_cfg(cfg, source, check_files)
+
+
+def _to_int(value, where):
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ParameterError(where, "%r is not a whole number" % (value,))
+
+
+def _to_bool(value, where):
+    if value is None:
+        return False
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ParameterError(where, "%r is not yes or no" % (value,))
+
+
+def _choice(value, choices, where):
+    if value not in choices:
+        raise ParameterError(where, "%r is not one of %s" % (value, ", ".join(choices)))
+    return value
+
+
+def _hostport(value, where, allow_empty_host):
+    match = _HOSTPORT_RE.match(value or "")
+    if not match:
+        raise ParameterError(where, "%r is not HOST:PORT" % (value,))
+    port = int(match.group("port"))
+    if not 1 <= port <= 65535:
+        raise ParameterError(where, "port %d is not between 1 and 65535" % port)
+    if not match.group("host") and not allow_empty_host:
+        raise ParameterError(where, "%r needs a host to connect to, e.g. 127.0.0.1:%d" % (value, port))
+    return value
+
+
+def _stream_address(value, where, allow_empty_host):
+    if value.startswith("unix:"):
+        check_absolute_path(value[5:], where)
+        return value
+    return _hostport(value, where, allow_empty_host)
+
+
+def _build(p, names, check_files):
+    name = check_vm_name(p["name"], names.top("name"))
+    os_name = p.get("os") or DEFAULT_OS
+    if not _OS_RE.match(os_name) or len(os_name) > 64:
+        raise ParameterError(names.top("os"), "%r is not a valid OS label (letters, digits, '.', '_', '+', '-')" % (os_name,))
+    spec = VmSpec(name=name, os=os_name)
+
+    memory = p.get("memory")
+    if memory is not None and not 16 <= memory <= 16 * 1024 * 1024:
+        raise ParameterError(names.top("memory"), "%d MiB is outside 16 MiB .. 16 TiB" % memory)
+    spec.memory = memory
+    cpus = p.get("cpus")
+    if cpus is not None and not 1 <= cpus <= 1024:
+        raise ParameterError(names.top("cpus"), "%d is outside 1 .. 1024" % cpus)
+    spec.cpus = cpus
+    machine = p.get("machine")
+    if machine is not None and not _MACHINE_RE.match(machine):
+        raise ParameterError(names.top("machine"), "%r is not a QEMU machine type name" % (machine,))
+    spec.machine = machine
+    spec.accel = _choice(p.get("accel") or DEFAULT_ACCEL, ACCELS, names.top("accel"))
+
+    for fname in ("kernel", "initrd"):
+        if p.get(fname):
+            setattr(spec, fname, check_absolute_path(p[fname], names.top(fname), must_exist=check_files, kind=fname))
+    if spec.initrd and not spec.kernel:
+        raise ParameterError(names.top("initrd"), "an initrd needs a kernel")
+    append = p.get("append")
+    if append is not None:
+        if not spec.kernel:
+            raise ParameterError(names.top("append"), "a kernel command line needs a kernel")
+        if "\n" in append or "\0" in append:
+            raise ParameterError(names.top("append"), "must be a single line")
+        spec.append = append
+
+    disks = p.get("disks") or []
+    if len(disks) > MAX_DISKS:
+        raise ParameterError(names.top("disks"), "at most %d disks" % MAX_DISKS)
+    for i, d in enumerate(disks, start=1):
+        path = check_absolute_path(d.get("file"), names.disk(i, "file"), must_exist=check_files, kind="disk image")
+        spec.disks.append(DiskSpec(
+            file=path,
+            format=_choice(d.get("format") or default_disk_format(path), DISK_FORMATS, names.disk(i, "format")),
+            interface=_choice(d.get("interface") or "ide", DISK_INTERFACES, names.disk(i, "interface")),
+            readonly=bool(d.get("readonly")),
+        ))
+    for i, path in enumerate(p.get("cdroms") or [], start=1):
+        spec.cdroms.append(check_absolute_path(path, names.cdrom(i), must_exist=check_files, kind="ISO image"))
+
+    spec.bridge = check_ifname(p.get("bridge") or DEFAULT_BRIDGE, names.top("bridge"))
+    spec.netns = check_netns(p.get("netns"), names.top("netns"))
+
+    nics = p.get("nics") or []
+    if len(nics) > MAX_NICS:
+        raise ParameterError(names.top("nics"), "at most %d NICs" % MAX_NICS)
+    for i, n in enumerate(nics, start=1):
+        spec.nics.append(_build_nic(n, i, names))
+    macs = {}
+    for i in range(1, len(spec.nics) + 1):
+        mac = spec.nic_mac(i)
+        if mac in macs:
+            raise ParameterError(names.nic(i, "mac"), "%s is already used by NIC%d of this VM" % (mac, macs[mac]))
+        macs[mac] = i
+    taps = {}
+    for i, nic in enumerate(spec.nics, start=1):
+        if nic.tap:
+            if nic.tap in taps:
+                raise ParameterError(names.nic(i, "tap"), "%s is already used by NIC%d of this VM" % (nic.tap, taps[nic.tap]))
+            taps[nic.tap] = i
+
+    spec.vnc = bool(p.get("vnc"))
+    vnc_listen = p.get("vnc_listen") or DEFAULT_VNC_LISTEN
+    try:
+        ipaddress.ip_address(vnc_listen)
+    except ValueError:
+        raise ParameterError(names.top("vnc_listen"), "%r is not an IP address" % (vnc_listen,))
+    spec.vnc_listen = vnc_listen
+    spec.monitor_tcp = bool(p.get("monitor_tcp"))
+    if p.get("serial_log"):
+        spec.serial_log = check_absolute_path(p["serial_log"], names.top("serial_log"))
+
+    extra = [str(a) for a in (p.get("extra_args") or [])]
+    for arg in extra:
+        if arg in ("-net", "--net"):
+            raise ParameterError(
+                names.top("extra_args"),
+                "the legacy -net option is not supported; describe the NIC in nics instead "
+                "(e.g. -net nic,model=e1000 -net tap becomes nics: [{model: e1000, backend: tap}]; "
+                "a -net 'VLAN' becomes backend: hubport with hub: N)",
+            )
+        flag = arg.split("=", 1)[0]
+        if flag in _RESERVED_ARGS:
+            raise ParameterError(names.top("extra_args"), "%s is managed by this collection: %s" % (flag, _RESERVED_ARGS[flag]))
+        if "\0" in arg or "\n" in arg:
+            raise ParameterError(names.top("extra_args"), "arguments must not contain NUL or newline characters")
+    spec.extra_args = extra
+    return spec
+
+
+def _build_nic(n, i, names):
+    backend = _choice(n.get("backend") or DEFAULT_NIC_BACKEND, NIC_BACKENDS, names.nic(i, "backend"))
+    model = n.get("model") or DEFAULT_NIC_MODEL
+    if not _MODEL_RE.match(model):
+        raise ParameterError(names.nic(i, "model"), "%r is not a QEMU device name" % (model,))
+    nic = NicSpec(model=model, backend=backend)
+    allowed = NIC_BACKEND_FIELDS[backend]
+    for fname in NIC_OPTIONAL_FIELDS:
+        value = n.get(fname)
+        if value in (None, "", []):
+            continue
+        if fname not in allowed:
+            raise ParameterError(names.nic(i, fname), "is not used by backend %s (it uses: %s)" % (backend, ", ".join(allowed)))
+        setattr(nic, fname, value)
+    if nic.bridge is not None:
+        check_ifname(nic.bridge, names.nic(i, "bridge"))
+    if nic.tap is not None:
+        check_ifname(nic.tap, names.nic(i, "tap"))
+    if backend in ("socket", "stream", "dgram"):
+        if backend != "dgram" and bool(nic.listen) == bool(nic.connect):
+            raise ParameterError(names.nic(i, "listen"), "backend %s needs exactly one of listen or connect" % backend)
+        if backend == "dgram" and not (nic.listen and nic.connect):
+            raise ParameterError(names.nic(i, "listen"), "backend dgram needs listen (local address) and connect (remote address)")
+        check = _hostport if backend == "socket" else _stream_address
+        if nic.listen:
+            check(nic.listen, names.nic(i, "listen"), allow_empty_host=True)
+        if nic.connect:
+            check(nic.connect, names.nic(i, "connect"), allow_empty_host=False)
+    if backend == "mcast":
+        if not nic.mcast:
+            raise ParameterError(names.nic(i, "mcast"), "backend mcast needs mcast: GROUP:PORT, e.g. 230.0.0.1:1234")
+        _hostport(nic.mcast, names.nic(i, "mcast"), allow_empty_host=False)
+        group = nic.mcast.rsplit(":", 1)[0].strip("[]")
+        try:
+            if not ipaddress.ip_address(group).is_multicast:
+                raise ParameterError(names.nic(i, "mcast"), "%s is not a multicast group address" % group)
+        except ValueError:
+            raise ParameterError(names.nic(i, "mcast"), "%r is not an IP address" % group)
+        if nic.localaddr:
+            try:
+                ipaddress.ip_address(nic.localaddr)
+            except ValueError:
+                raise ParameterError(names.nic(i, "localaddr"), "%r is not an IP address" % (nic.localaddr,))
+    if backend == "hubport":
+        if nic.hub is None:
+            raise ParameterError(names.nic(i, "hub"), "backend hubport needs hub: N (the hub number)")
+        if isinstance(nic.hub, bool) or not isinstance(nic.hub, int) or not 0 <= nic.hub <= 65535:
+            raise ParameterError(names.nic(i, "hub"), "%r is not a hub number 0 .. 65535" % (nic.hub,))
+    if nic.hostfwd:
+        forwards = []
+        for rule in nic.hostfwd:
+            match = _HOSTFWD_RE.match(rule)
+            if not match:
+                raise ParameterError(names.nic(i, "hostfwd"), "%r is not PROTO:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT" % (rule,))
+            # An empty host address would listen on every interface; bind to loopback unless asked.
+            if not match.group("haddr"):
+                rule = "%s:127.0.0.1:%s-%s:%s" % (match.group("proto"), match.group("hport"), match.group("gaddr"), match.group("gport"))
+            forwards.append(rule)
+        nic.hostfwd = forwards
+    if n.get("mac"):
+        nic.mac = normalize_mac(n["mac"], names.nic(i, "mac"))
+    return nic
+
+
+def load_cfg_file(path, check_files=False):
+    """Read and parse a cfg file from disk: (CfgFile, VmSpec)."""
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            text = handle.read()
+    except UnicodeDecodeError as exc:
+        raise CfgError("%s: not UTF-8 text: %s" % (path, exc))
+    return parse_cfg_text(text, path, check_files)
