@@ -1,0 +1,54 @@
+# Copyright (c) qemu_init.qemu contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Process identity from /proc: is the pid in a pidfile a live QEMU?
+
+A pidfile outlives its process and pids are reused, so a pid alone proves nothing: the
+process must exist, not be a zombie (PID 1 here reaps late, see TOOLING.md) and be a
+qemu-system-* binary. The vm module adds the final proof, QMP query-name.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def read_pidfile(path):
+    """The pid in `path`, or None when the file is missing, empty or not a number."""
+    try:
+        with open(path, "r") as handle:
+            text = handle.read().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def proc_state(pid, proc="/proc"):
+    """The one-letter state from /proc/PID/stat ('R', 'S', 'Z', ...), or None if there is no such process."""
+    try:
+        with open("%s/%d/stat" % (proc, pid), "r") as handle:
+            stat = handle.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # comm may contain spaces and parentheses: the state follows the last ')'.
+    return stat[stat.rindex(")") + 2:].split(" ", 1)[0]
+
+
+def proc_cmdline(pid, proc="/proc"):
+    try:
+        with open("%s/%d/cmdline" % (proc, pid), "rb") as handle:
+            raw = handle.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return []
+    return [part.decode("utf-8", "surrogateescape") for part in raw.split(b"\0") if part]
+
+
+def is_live_qemu(pid, proc="/proc"):
+    """True when pid is a running (not zombie) qemu-system-* process."""
+    if pid is None:
+        return False
+    state = proc_state(pid, proc)
+    if state is None or state in ("Z", "X", "x"):
+        return False
+    argv = proc_cmdline(pid, proc)
+    return bool(argv) and os.path.basename(argv[0]).startswith("qemu-system-")

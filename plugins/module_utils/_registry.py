@@ -1,0 +1,293 @@
+# Copyright (c) qemu_init.qemu contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The registry: short name <-> long name, each VM's slot and MACs; and the one place ports are decided.
+
+File `<config_dir>/qemu-init.reg`, one VM a line: `SHORT NAME SLOT [MAC,MAC,...]`, `#` comments.
+Changes happen under an exclusive fcntl lock on a separate lock file (the registry itself is
+replaced by rename, which a lock on it would not survive) and are written atomically: a temp
+file in the same directory, fsync, rename, fsync of the directory. A crash mid-write leaves the
+old registry or the new one, never half of one.
+
+Ports: VM in slot s gets MONPORT = base + s, CTLPORT = base + s + 100 and VNC display s
+(TCP 5900 + s). A slot is handed out only when none of its three ports is used by another VM's
+slot or listened on by another program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import tempfile
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CfgError, CfgFile
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._mac import normalize_mac
+from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import check_short_name, check_vm_name
+
+REGISTRY_FILE = "qemu-init.reg"
+LOCK_FILE = ".qemu-init.reg.lock"
+MONITOR_CONF = "monitor.conf"
+DEFAULT_MONITOR_BASE = 30320
+CONTROL_OFFSET = 100
+VNC_BASE = 5900
+MAX_PORT = 65535
+
+
+class RegistryError(QemuInitError):
+    pass
+
+
+class Entry:
+    __slots__ = ("short_name", "name", "slot", "macs")
+
+    def __init__(self, short_name, name, slot, macs=()):
+        self.short_name = short_name
+        self.name = name
+        self.slot = slot
+        self.macs = list(macs)
+
+    def __eq__(self, other):
+        return isinstance(other, Entry) and self.as_tuple() == other.as_tuple()
+
+    def as_tuple(self):
+        return (self.short_name, self.name, self.slot, tuple(self.macs))
+
+    def __repr__(self):
+        return "Entry(%r, %r, %r, %r)" % self.as_tuple()
+
+
+def slot_ports(base, slot):
+    """The TCP ports a slot occupies: monitor, control and VNC."""
+    return (base + slot, base + slot + CONTROL_OFFSET, VNC_BASE + slot)
+
+
+def ports_info(base, slot):
+    monitor, control, vnc = slot_ports(base, slot)
+    return dict(slot=slot, monitor_port=monitor, control_port=control, vnc_display=slot, vnc_port=vnc)
+
+
+def default_short_name(name):
+    """A VM's short name when none is given: the name itself when it fits the short-name rules,
+    else up to 5 of its characters and 4 hex digits of its hash (stable, and distinct in practice)."""
+    try:
+        return check_short_name(name)
+    except ParameterError:
+        pass
+    stem = re.sub(r"[^a-z0-9_-]", "", name.lower())[:5]
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:4]
+    return (stem + digest) if stem else ("vm" + digest)
+
+
+def read_monitor_base(config_dir):
+    """Base monitor port from monitor.conf (`MONPORT="30320"`, or a bare number); default 30320."""
+    path = os.path.join(config_dir, MONITOR_CONF)
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return DEFAULT_MONITOR_BASE
+    value = None
+    bare = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    if len(bare) == 1 and bare[0].isdigit():
+        value = bare[0]
+    else:
+        try:
+            value = CfgFile.parse(text, path).get("MONPORT")
+        except CfgError as exc:
+            raise RegistryError("cannot read the monitor base port: %s" % exc.msg)
+        if value is None:
+            raise RegistryError('%s: no MONPORT="<port>" line' % path)
+    if not value.isdigit() or not 1024 <= int(value) <= MAX_PORT - CONTROL_OFFSET - 1:
+        raise RegistryError("%s: monitor base port %r must be a number from 1024 to %d" % (path, value, MAX_PORT - CONTROL_OFFSET - 1))
+    return int(value)
+
+
+class RegistryState:
+    """The registry's content, as read under the lock (or without one, read-only)."""
+
+    def __init__(self, path, base, entries):
+        self.path = path
+        self.base = base
+        self._entries = list(entries)
+
+    # --- reading ---------------------------------------------------------------------------
+    @classmethod
+    def parse(cls, path, text, base):
+        entries = []
+        by_name, by_short, by_slot = {}, {}, {}
+        for number, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            where = "%s:%d" % (path, number)
+            fields = line.split()
+            if len(fields) not in (3, 4) or not fields[2].isdigit():
+                raise RegistryError(
+                    "%s: expected 'SHORT_NAME NAME SLOT [MACS]', got %r; the registry is damaged: restore it from a "
+                    "backup or see docs/registry.md (recovery)" % (where, raw)
+                )
+            try:
+                short, name = check_short_name(fields[0], "short name"), check_vm_name(fields[1], "name")
+                macs = [normalize_mac(m, "mac") for m in fields[3].split(",")] if len(fields) == 4 else []
+            except ParameterError as exc:
+                raise RegistryError("%s: %s; the registry is damaged: see docs/registry.md (recovery)" % (where, exc.msg))
+            slot = int(fields[2])
+            for table, key, what in ((by_name, name, "name"), (by_short, short, "short name"), (by_slot, slot, "slot")):
+                if key in table:
+                    raise RegistryError("%s: %s %s is registered twice (also on line %d)" % (where, what, key, table[key]))
+                table[key] = number
+            entries.append(Entry(short, name, slot, macs))
+        return cls(path, base, entries)
+
+    def entries(self):
+        return list(self._entries)
+
+    def get(self, name):
+        for entry in self._entries:
+            if entry.name == name:
+                return entry
+        return None
+
+    def resolve(self, name_or_short):
+        """The entry whose long name, else whose short name, is the given one; None if unknown."""
+        entry = self.get(name_or_short)
+        if entry is not None:
+            return entry
+        for entry in self._entries:
+            if entry.short_name == name_or_short:
+                return entry
+        return None
+
+    def render(self):
+        lines = ["# qemu-init registry, managed by qemu_init.qemu: SHORT_NAME NAME SLOT MACS"]
+        for e in sorted(self._entries, key=lambda e: e.slot):
+            lines.append(" ".join([e.short_name, e.name, str(e.slot)] + ([",".join(e.macs)] if e.macs else [])))
+        return "\n".join(lines) + "\n"
+
+    # --- deciding --------------------------------------------------------------------------
+    def free_slot(self, listening=(), exclude_name=None):
+        """Lowest slot whose monitor, control and VNC ports are used by no other VM and not listened on."""
+        used = set()
+        for e in self._entries:
+            if e.name != exclude_name:
+                used.update(slot_ports(self.base, e.slot))
+        busy = used | set(listening)
+        slot = 0
+        while self.base + slot + CONTROL_OFFSET <= MAX_PORT and VNC_BASE + slot <= MAX_PORT:
+            if not busy.intersection(slot_ports(self.base, slot)):
+                return slot
+            slot += 1
+        raise RegistryError(
+            "no free slot left: every monitor port from %d (monitor.conf) up to %d is taken by %d registered VMs or "
+            "other programs; remove VMs or lower the base port" % (self.base, MAX_PORT - CONTROL_OFFSET, len(self._entries))
+        )
+
+    def mac_clashes(self, name, macs):
+        """[(mac, other_vm)] for each of `macs` another registered VM already uses."""
+        clashes = []
+        for e in self._entries:
+            if e.name == name:
+                continue
+            for mac in macs:
+                if mac in e.macs:
+                    clashes.append((mac, e.name))
+        return clashes
+
+    def plan_register(self, name, short_name, macs, listening=()):
+        """The entry `name` should have: its slot kept if it has one, else the lowest free one.
+
+        Raises on a short name owned by another VM and on MACs another VM uses.
+        """
+        current = self.get(name)
+        short_name = short_name or (current.short_name if current else default_short_name(name))
+        for e in self._entries:
+            if e.name != name and (e.short_name == short_name or e.name == short_name):
+                raise ParameterError("short_name", "%s is already the %s of VM %s" % (
+                    short_name, "short name" if e.short_name == short_name else "name", e.name))
+            if e.name != name and e.short_name == name:
+                raise ParameterError("name", "%s is already the short name of VM %s" % (name, e.name))
+        clashes = self.mac_clashes(name, macs)
+        if clashes:
+            raise ParameterError("nics", "; ".join("MAC %s of VM %s is already used by VM %s" % (mac, name, other) for mac, other in clashes))
+        slot = current.slot if current else self.free_slot(listening)
+        return Entry(short_name, name, slot, macs)
+
+    def put(self, entry):
+        self._entries = [e for e in self._entries if e.name != entry.name] + [entry]
+
+    def remove(self, name):
+        before = len(self._entries)
+        self._entries = [e for e in self._entries if e.name != name]
+        return len(self._entries) != before
+
+
+class Registry:
+    """The registry file of one config_dir."""
+
+    def __init__(self, config_dir):
+        self.config_dir = config_dir
+        self.path = os.path.join(config_dir, REGISTRY_FILE)
+        self.lock_path = os.path.join(config_dir, LOCK_FILE)
+
+    def read(self):
+        """Read without the lock (for reporting); the file is replaced atomically, so never torn."""
+        return RegistryState.parse(self.path, self._read_text(), read_monitor_base(self.config_dir))
+
+    def _read_text(self):
+        try:
+            with open(self.path, "r", encoding="utf-8") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return ""
+        except UnicodeDecodeError as exc:
+            raise RegistryError("%s: not UTF-8 text (%s); the registry is damaged: see docs/registry.md (recovery)" % (self.path, exc))
+
+    @contextlib.contextmanager
+    def locked(self, create=True):
+        """Hold the registry lock; yield the current state. Save changes with save(state)."""
+        if create:
+            os.makedirs(self.config_dir, mode=0o755, exist_ok=True)
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise RegistryError("cannot open the registry lock %s: %s" % (self.lock_path, exc.strerror))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield self.read()
+        finally:
+            os.close(fd)  # closing drops the flock
+
+    def save(self, state):
+        atomic_write(self.path, state.render(), mode=0o644)
+
+
+def atomic_write(path, text, mode=0o644):
+    """Replace `path` with `text`: temp file in the same directory, fsync, rename, fsync dir.
+
+    On any failure the old file is untouched and the temp file removed.
+    """
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.rename(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise QemuInitError("writing %s failed: %s" % (path, exc.strerror or exc))
+        raise
+    with contextlib.suppress(OSError):
+        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
