@@ -1,0 +1,52 @@
+# Copyright (c) qemu_init.qemu contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What a qemu-system binary says it supports (`-device help`)."""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
+
+_NAME_RE = re.compile(r'^name "([^"]+)"(?:.*?, alias "([^"]+)")?')
+NETWORK_SECTION = "Network devices"
+
+
+def parse_device_help(text):
+    """{section title: set of device names and aliases} from `qemu-system-* -device help`."""
+    sections = {}
+    current = sections.setdefault("", set())
+    for line in text.splitlines():
+        match = _NAME_RE.match(line)
+        if match:
+            current.update(n for n in match.groups() if n)
+        elif line.rstrip().endswith(":"):
+            current = sections.setdefault(line.rstrip()[:-1], set())
+    return sections
+
+
+class QemuDevices:
+    """The devices one qemu binary knows, asked once per module run."""
+
+    def __init__(self, module, binary):
+        self.module = module
+        self.binary = binary
+        self._sections = None
+
+    def network_models(self):
+        if self._sections is None:
+            rc, out, err = self.module.run_command([self.binary, "-device", "help"], environ_update={"LC_ALL": "C"})
+            if rc != 0:
+                raise QemuInitError("asking %s for its devices (-device help) failed: %s" % (self.binary, (err or out).strip()), rc=rc, stderr=err)
+            self._sections = parse_device_help(out)
+        return self._sections.get(NETWORK_SECTION, set())
+
+    def check_nic_models(self, spec, param_of_index):
+        known = self.network_models()
+        for i, nic in enumerate(spec.nics, start=1):
+            if nic.model not in known:
+                raise ParameterError(
+                    param_of_index(i),
+                    "%s has no network device %r; its NIC models are: %s" % (self.binary, nic.model, ", ".join(sorted(known)) or "none"),
+                )

@@ -1,0 +1,419 @@
+#!/usr/bin/python
+# Copyright (c) qemu_init.qemu contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vm_config
+short_description: Manage a QEMU VM's qemu-init cfg file and registry entry
+version_added: 0.1.0
+description:
+  - Renders C(<config_dir>/vms/<name>-qemu.cfg) in the qemu-init format (C(NAME), C(OS), C(DSKx), C(CDRx), C(NICx),
+    C(BRIDGE_IFNAME), plus this collection's extension keys) from structured parameters.
+  - Registers the VM in the registry C(<config_dir>/qemu-init.reg) with a short name and a slot, which gives its
+    monitor port (base from C(monitor.conf) + slot), control port (monitor port + 100) and VNC display (slot).
+    A VM keeps its slot across runs.
+  - Keys of an existing cfg file that this module does not manage, and its comments, are kept.
+  - MAC addresses are derived from the VM's name, OS and NIC number (C(DE:AD:BE:EF:hh:ll)) unless a NIC sets one;
+    a MAC that another registered VM already uses is an error naming both VMs.
+  - Does not start or stop anything; see M(qemu_init.qemu.vm).
+author:
+  - qemu_init.qemu maintainers
+extends_documentation_fragment:
+  - qemu_init.qemu._common
+  - qemu_init.qemu._common.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  name:
+    description:
+      - The VM's name (its long name), or the short name of a VM already in the registry.
+      - 1-64 characters of letters, digits, C(.), C(_) and C(-), starting with a letter or digit.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) writes the cfg file and registers the VM.
+      - V(absent) removes the cfg file and the registry entry. A running VM is not touched and the task fails;
+        use M(qemu_init.qemu.vm) with O(qemu_init.qemu.vm#module:state=absent) to stop and remove it.
+    type: str
+    choices: [present, absent]
+    default: present
+  short_name:
+    description:
+      - Short name in the registry (1-10 characters of lower-case letters, digits, C(_) and C(-)). Tap devices are
+        named after it (C(<short_name>-n<NIC number>)).
+      - Default is the registered short name, or for a new VM the name itself when it fits, else a short form of
+        the name with 4 hex digits of its hash.
+    type: str
+  os:
+    description: OS label; part of the MAC derivation, so changing it changes the derived MACs.
+    type: str
+    default: linux
+  memory:
+    description: Memory in MiB. Default is QEMU's own default.
+    type: int
+  cpus:
+    description: Number of virtual CPUs.
+    type: int
+  machine:
+    description: QEMU machine type, for example V(q35) or V(pc). Default is QEMU's default machine.
+    type: str
+  accel:
+    description:
+      - Accelerator. V(auto) uses KVM when C(/dev/kvm) works and TCG otherwise.
+    type: str
+    choices: [auto, kvm, tcg]
+    default: auto
+  disks:
+    description: Disk images, in order (C(DSK1), C(DSK2), ...).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      file:
+        description: Absolute path of the image. Must exist.
+        type: path
+        required: true
+      format:
+        description:
+          - Image format, always passed explicitly to QEMU. Default V(qcow2) for C(*.qcow2) files, else V(raw);
+            never guessed from the image's content.
+        type: str
+        choices: [raw, qcow2, qed, vdi, vmdk, vhdx, vpc, luks]
+      interface:
+        description: Drive interface.
+        type: str
+        choices: [ide, virtio, scsi, none]
+        default: ide
+      readonly:
+        description: Attach the image read-only.
+        type: bool
+        default: false
+  cdroms:
+    description: ISO images, in order (C(CDR1), C(CDR2), ...). Each must exist.
+    type: list
+    elements: path
+    default: []
+  kernel:
+    description: Kernel to boot directly (C(-kernel)). Must exist.
+    type: path
+  initrd:
+    description: Initial ramdisk for O(kernel).
+    type: path
+  append:
+    description: Kernel command line for O(kernel).
+    type: str
+  nics:
+    description:
+      - Network adapters, in order (C(NIC1), C(NIC2), ...). NIC x is QEMU netdev C(net<x-1>).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      model:
+        description:
+          - QEMU device model, checked against the QEMU binary's C(-device help) when the binary is installed.
+        type: str
+        default: e1000
+      backend:
+        description:
+          - V(tap) a tap device on a bridge; V(socket) a TCP socket to another VM (O(nics[].listen) or O(nics[].connect));
+            V(mcast) a UDP multicast bus (O(nics[].mcast)); V(hubport) a QEMU hub (the old C(-net) "VLAN", O(nics[].hub));
+            V(user) user-mode networking; V(stream) and V(dgram) the QEMU 7.2 socket backends.
+        type: str
+        choices: [tap, socket, mcast, hubport, user, stream, dgram]
+        default: tap
+      bridge:
+        description: Bridge for a V(tap) NIC. Default is O(bridge).
+        type: str
+      tap:
+        description: Tap device name for a V(tap) NIC. Default C(<short_name>-n<NIC number>).
+        type: str
+      listen:
+        description:
+          - V(socket)/V(stream) NIC that listens, C([HOST]:PORT); V(stream) also C(unix:/path).
+          - For V(dgram), the local address.
+        type: str
+      connect:
+        description:
+          - V(socket)/V(stream) NIC that connects, C(HOST:PORT); V(stream) also C(unix:/path).
+          - For V(dgram), the remote address.
+        type: str
+      mcast:
+        description: Multicast group and port of a V(mcast) NIC, for example V(230.0.0.1:1234).
+        type: str
+      localaddr:
+        description: Local address a V(mcast) NIC sends from.
+        type: str
+      hub:
+        description: Hub number of a V(hubport) NIC.
+        type: int
+      hostfwd:
+        description:
+          - Host forwards of a V(user) NIC, C(PROTO:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT).
+          - An empty host address means V(127.0.0.1), never every address.
+        type: list
+        elements: str
+      mac:
+        description:
+          - Explicit MAC address (6 octets, unicast, not all-zero). Default derived from O(name), O(os) and the NIC number.
+        type: str
+  bridge:
+    description: Default bridge of V(tap) NICs (qemu-init's C(BRIDGE_IFNAME)).
+    type: str
+    default: br0
+  netns:
+    description: Network namespace the VM, its taps and its bridges live in.
+    type: str
+  vnc:
+    description: Give the VM a VNC display (display = slot, port 5900 + slot).
+    type: bool
+    default: false
+  vnc_listen:
+    description: Address the VNC display listens on.
+    type: str
+    default: 127.0.0.1
+  monitor_tcp:
+    description:
+      - Open qemu-init's TCP human monitor on the monitor port and the control port, on 127.0.0.1 and ::1 only.
+        The modules themselves always use the QMP unix socket.
+    type: bool
+    default: false
+  serial_log:
+    description: File the guest's serial console is written to. Default C(<run_dir>/<name>/serial.log).
+    type: path
+  extra_args:
+    description:
+      - Further QEMU arguments, one list element per argument (no shell is involved).
+      - Options the collection manages (for example C(-netdev), C(-drive), C(-qmp), C(-daemonize)) are refused with the
+        parameter to use instead; so is the legacy C(-net).
+    type: list
+    elements: str
+    default: []
+  qemu_binary:
+    description:
+      - QEMU binary (name or path) asked for its device list to check NIC models. When it is not installed the
+        check is skipped.
+    type: str
+    default: qemu-system-x86_64
+seealso:
+  - module: qemu_init.qemu.vm
+  - module: qemu_init.qemu.bridge
+  - module: qemu_init.qemu.tap
+"""
+
+EXAMPLES = r"""
+- name: A VM with one disk and two NICs on br0
+  qemu_init.qemu.vm_config:
+    name: web1
+    os: debian
+    memory: 1024
+    cpus: 2
+    disks:
+      - file: /var/lib/qemu/web1.qcow2
+        interface: virtio
+    nics:
+      - model: virtio-net-pci
+      - model: e1000
+        bridge: br1
+
+- name: Two VMs joined by a TCP socket instead of a bridge
+  qemu_init.qemu.vm_config:
+    name: "{{ item.name }}"
+    kernel: /srv/guest/vmlinuz
+    initrd: /srv/guest/initrd.img
+    append: console=ttyS0
+    nics:
+      - backend: socket
+        listen: "{{ item.listen | default(omit) }}"
+        connect: "{{ item.connect | default(omit) }}"
+  loop:
+    - {name: left, listen: "127.0.0.1:10001"}
+    - {name: right, connect: "127.0.0.1:10001"}
+
+- name: Set the directories for every module of the collection at once
+  module_defaults:
+    group/qemu_init.qemu.all:
+      config_dir: /srv/qemu/etc
+      run_dir: /srv/qemu/run
+  block:
+    - name: Remove a VM's cfg file and registry entry
+      qemu_init.qemu.vm_config:
+        name: old-vm
+        state: absent
+"""
+
+RETURN = r"""
+name:
+  description: The VM's long name (also when O(name) was its short name).
+  returned: always
+  type: str
+  sample: web1
+short_name:
+  description: The VM's short name in the registry.
+  returned: when O(state=present)
+  type: str
+  sample: web1
+path:
+  description:
+    - Path of the cfg file. As with any module returning C(path), Ansible adds the file's C(mode), C(owner) and
+      C(size) when it exists.
+  returned: always
+  type: str
+  sample: /etc/qemu/vms/web1-qemu.cfg
+slot:
+  description: The VM's slot in the registry.
+  returned: when O(state=present)
+  type: int
+  sample: 0
+monitor_port:
+  description: The VM's monitor port (base + slot); listened on only with O(monitor_tcp=true).
+  returned: when O(state=present)
+  type: int
+  sample: 30320
+control_port:
+  description: The VM's control port (monitor port + 100); listened on only with O(monitor_tcp=true).
+  returned: when O(state=present)
+  type: int
+  sample: 30420
+vnc_display:
+  description: The VM's VNC display number (the slot); used only with O(vnc=true).
+  returned: when O(state=present)
+  type: int
+  sample: 0
+vnc_port:
+  description: TCP port of the VNC display (5900 + display).
+  returned: when O(state=present)
+  type: int
+  sample: 5900
+macs:
+  description: MAC of each NIC, in order.
+  returned: when O(state=present)
+  type: list
+  elements: str
+  sample: ["DE:AD:BE:EF:CF:CE"]
+nics:
+  description: Each NIC as it resolves.
+  returned: when O(state=present)
+  type: list
+  elements: dict
+  contains:
+    index:
+      description: NIC number x (C(NICx)).
+      type: int
+      sample: 1
+    netdev:
+      description: QEMU netdev id.
+      type: str
+      sample: net0
+    model:
+      description: Device model.
+      type: str
+      sample: e1000
+    backend:
+      description: Network backend.
+      type: str
+      sample: tap
+    mac:
+      description: MAC address.
+      type: str
+      sample: DE:AD:BE:EF:CF:CE
+    mac_source:
+      description: V(derived) from name, OS and number, or V(explicit).
+      type: str
+      sample: derived
+    tap:
+      description: Tap device name; V(null) for backends without a tap.
+      type: str
+      sample: web1-n1
+    bridge:
+      description: Bridge of a tap NIC; V(null) for other backends.
+      type: str
+      sample: br0
+  sample:
+    - index: 1
+      netdev: net0
+      model: e1000
+      backend: tap
+      mac: DE:AD:BE:EF:CF:CE
+      mac_source: derived
+      tap: web1-n1
+      bridge: br0
+cfg:
+  description: The keys this module manages in the cfg file, as written.
+  returned: when O(state=present)
+  type: dict
+  sample: {"NAME": "web1", "OS": "debian", "NIC1": "e1000", "BRIDGE_IFNAME": "br0"}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import (
+    QemuInitError,
+    common_argument_spec,
+    fail_from_error,
+)
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_config import VmConfig
+
+
+def main():
+    argument_spec = common_argument_spec()
+    argument_spec.update(
+        name=dict(type="str", required=True),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        short_name=dict(type="str"),
+        os=dict(type="str", default="linux"),
+        memory=dict(type="int"),
+        cpus=dict(type="int"),
+        machine=dict(type="str"),
+        accel=dict(type="str", default="auto", choices=["auto", "kvm", "tcg"]),
+        disks=dict(type="list", elements="dict", default=[], options=dict(
+            file=dict(type="path", required=True),
+            format=dict(type="str", choices=["raw", "qcow2", "qed", "vdi", "vmdk", "vhdx", "vpc", "luks"]),
+            interface=dict(type="str", default="ide", choices=["ide", "virtio", "scsi", "none"]),
+            readonly=dict(type="bool", default=False),
+        )),
+        cdroms=dict(type="list", elements="path", default=[]),
+        kernel=dict(type="path"),
+        initrd=dict(type="path"),
+        append=dict(type="str"),
+        nics=dict(type="list", elements="dict", default=[], options=dict(
+            model=dict(type="str", default="e1000"),
+            backend=dict(type="str", default="tap", choices=["tap", "socket", "mcast", "hubport", "user", "stream", "dgram"]),
+            bridge=dict(type="str"),
+            tap=dict(type="str"),
+            listen=dict(type="str"),
+            connect=dict(type="str"),
+            mcast=dict(type="str"),
+            localaddr=dict(type="str"),
+            hub=dict(type="int"),
+            hostfwd=dict(type="list", elements="str"),
+            mac=dict(type="str"),
+        )),
+        bridge=dict(type="str", default="br0"),
+        netns=dict(type="str"),
+        vnc=dict(type="bool", default=False),
+        vnc_listen=dict(type="str", default="127.0.0.1"),
+        monitor_tcp=dict(type="bool", default=False),
+        serial_log=dict(type="path"),
+        extra_args=dict(type="list", elements="str", default=[]),
+        qemu_binary=dict(type="str", default="qemu-system-x86_64"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    try:
+        result = VmConfig(module).run()
+    except QemuInitError as err:
+        fail_from_error(module, err)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
