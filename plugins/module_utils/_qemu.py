@@ -1,0 +1,141 @@
+# Copyright (c) qemu_init.qemu contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""VM spec -> qemu-system argv. Pure: no I/O except probing /dev/kvm for accel=auto.
+
+Always: -nodefaults -no-reboot -daemonize -pidfile -qmp unix:...; every NIC with an explicit
+mac=, every disk with an explicit format=. Values that land inside QEMU's comma-separated
+option lists have their commas doubled (QEMU's escape), so a path or name can never smuggle
+in an option of its own.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
+
+_KVM_GET_API_VERSION = 0xAE00
+_KVM_API_VERSION = 12
+
+
+def esc(value):
+    """Escape a value for a QEMU option list (a,b=c): commas are doubled."""
+    return str(value).replace(",", ",,")
+
+
+def kvm_usable(dev="/dev/kvm"):
+    """True when /dev/kvm opens read-write and answers the API version KVM has had since 2007."""
+    try:
+        fd = os.open(dev, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return fcntl.ioctl(fd, _KVM_GET_API_VERSION) == _KVM_API_VERSION
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def resolve_accel(accel, kvm_check=kvm_usable):
+    if accel == "auto":
+        return "kvm" if kvm_check() else "tcg"
+    return accel
+
+
+def _split_hostport(value, default_host):
+    host, port = value.rsplit(":", 1)
+    return (host.strip("[]") or default_host), port
+
+
+def netdev_arg(nic, index, tap_name):
+    """The -netdev value of NIC `index` (1-based)."""
+    netdev_id = "net%d" % (index - 1)
+    backend = nic.backend
+    if backend == "tap":
+        # The vm module creates and enslaves the tap before launch: QEMU runs no scripts.
+        return "tap,id=%s,ifname=%s,script=no,downscript=no" % (netdev_id, esc(tap_name))
+    if backend == "socket":
+        if nic.listen:
+            # An empty host would listen on every address; loopback unless the user names one.
+            host, port = _split_hostport(nic.listen, "127.0.0.1")
+            return "socket,id=%s,listen=%s:%s" % (netdev_id, esc(host), port)
+        return "socket,id=%s,connect=%s" % (netdev_id, esc(nic.connect))
+    if backend == "mcast":
+        value = "socket,id=%s,mcast=%s" % (netdev_id, esc(nic.mcast))
+        if nic.localaddr:
+            value += ",localaddr=%s" % esc(nic.localaddr)
+        return value
+    if backend == "hubport":
+        return "hubport,id=%s,hubid=%d" % (netdev_id, nic.hub)
+    if backend == "user":
+        return ",".join(["user,id=%s" % netdev_id] + ["hostfwd=%s" % esc(rule) for rule in nic.hostfwd])
+    if backend == "stream":
+        server = bool(nic.listen)
+        return "stream,id=%s,server=%s,%s" % (netdev_id, "on" if server else "off", _address("addr", nic.listen or nic.connect))
+    if backend == "dgram":
+        return "dgram,id=%s,%s,%s" % (netdev_id, _address("local", nic.listen), _address("remote", nic.connect))
+    raise QemuInitError("NIC%d: backend %r has no QEMU mapping" % (index, backend))
+
+
+def _address(prefix, value):
+    if value.startswith("unix:"):
+        return "%s.type=unix,%s.path=%s" % (prefix, prefix, esc(value[5:]))
+    host, port = _split_hostport(value, "127.0.0.1")
+    return "%s.type=inet,%s.host=%s,%s.port=%s" % (prefix, prefix, esc(host), prefix, port)
+
+
+def build_argv(spec, binary, run_paths, ports, short_name, accel, ipv6_loopback=False):
+    """The full argv to launch `spec`.
+
+    run_paths: _paths.RunPaths; ports: dict from _registry.ports_info; accel: 'kvm' or 'tcg'.
+    """
+    argv = [
+        binary,
+        "-name", esc(spec.name),
+        "-nodefaults",
+        "-no-reboot",
+        "-daemonize",
+        "-pidfile", run_paths.pidfile,
+        "-qmp", "unix:%s,server=on,wait=off" % esc(run_paths.qmp),
+        "-accel", accel,
+    ]
+    if spec.machine:
+        argv += ["-machine", spec.machine]
+    if spec.memory:
+        argv += ["-m", str(spec.memory)]
+    if spec.cpus:
+        argv += ["-smp", str(spec.cpus)]
+    if spec.kernel:
+        argv += ["-kernel", spec.kernel]
+        if spec.initrd:
+            argv += ["-initrd", spec.initrd]
+        if spec.append is not None:
+            argv += ["-append", spec.append]
+    for i, disk in enumerate(spec.disks, start=1):
+        drive = "file=%s,format=%s,if=%s,media=disk,snapshot=off" % (esc(disk.file), disk.format, disk.interface)
+        if disk.readonly:
+            drive += ",readonly=on"
+        argv += ["-drive", drive]
+    for path in spec.cdroms:
+        argv += ["-drive", "file=%s,format=raw,if=ide,media=cdrom,readonly=on" % esc(path)]
+    for i, nic in enumerate(spec.nics, start=1):
+        argv += ["-netdev", netdev_arg(nic, i, spec.nic_tap(i, short_name))]
+        argv += ["-device", "%s,netdev=net%d,mac=%s" % (nic.model, i - 1, spec.nic_mac(i))]
+    argv += ["-serial", "file:%s" % (spec.serial_log or run_paths.serial_log)]
+    if spec.vnc:
+        host = spec.vnc_listen
+        argv += ["-vnc", "%s:%d" % ("[%s]" % host if ":" in host else host, ports["vnc_display"])]
+    else:
+        argv += ["-display", "none"]
+    if spec.monitor_tcp:
+        hosts = ["127.0.0.1"] + (["::1"] if ipv6_loopback else [])
+        for role, port in (("mon", ports["monitor_port"]), ("ctl", ports["control_port"])):
+            for n, host in enumerate(hosts):
+                chardev = "%s%d" % (role, n)
+                argv += ["-chardev", "socket,id=%s,host=%s,port=%d,server=on,wait=off" % (chardev, host, port)]
+                argv += ["-mon", "chardev=%s,mode=readline" % chardev]
+    argv += spec.extra_args
+    return argv

@@ -1,0 +1,85 @@
+# Copyright (c) qemu_init.qemu contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, esc, netdev_arg, resolve_accel
+from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import ports_info
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import NicSpec, from_params
+
+RUN = RunPaths("/run/qemu-init", "web1")
+
+
+def argv_of(**params):
+    spec = from_params(dict(dict(name="web1", os="debian"), **params), check_files=False)
+    return build_argv(spec, "/usr/bin/qemu-system-x86_64", RUN, ports_info(30320, 2), "web1", "tcg")
+
+
+def test_minimal_vm_argv():
+    assert argv_of() == [
+        "/usr/bin/qemu-system-x86_64", "-name", "web1", "-nodefaults", "-no-reboot", "-daemonize",
+        "-pidfile", "/run/qemu-init/web1/qemu.pid", "-qmp", "unix:/run/qemu-init/web1/qmp.sock,server=on,wait=off",
+        "-accel", "tcg", "-serial", "file:/run/qemu-init/web1/serial.log", "-display", "none",
+    ]
+
+
+def test_full_vm_argv_has_explicit_mac_and_format():
+    argv = argv_of(memory=256, cpus=2, machine="q35", kernel="/k/vmlinuz", initrd="/k/initrd.img", append="console=ttyS0",
+                   disks=[dict(file="/d/a,b.qcow2"), dict(file="/d/seed.img", readonly=True, interface="virtio")],
+                   cdroms=["/iso/x.iso"], nics=[dict(model="virtio-net-pci"), dict(backend="user", mac="02:00:00:00:00:09")],
+                   vnc=True, extra_args=["-device", "virtio-rng-pci"])
+    joined = " ".join(argv)
+    assert "-machine q35 -m 256 -smp 2 -kernel /k/vmlinuz -initrd /k/initrd.img -append console=ttyS0" in joined
+    assert "-drive file=/d/a,,b.qcow2,format=qcow2,if=ide,media=disk,snapshot=off" in joined
+    assert "-drive file=/d/seed.img,format=raw,if=virtio,media=disk,snapshot=off,readonly=on" in joined
+    assert "-drive file=/iso/x.iso,format=raw,if=ide,media=cdrom,readonly=on" in joined
+    assert "-netdev tap,id=net0,ifname=web1-n1,script=no,downscript=no -device virtio-net-pci,netdev=net0,mac=DE:AD:BE:EF:CF:CE" in joined
+    assert "-netdev user,id=net1 -device e1000,netdev=net1,mac=02:00:00:00:00:09" in joined
+    assert "-vnc 127.0.0.1:2" in joined and "-display" not in argv
+    assert argv[-2:] == ["-device", "virtio-rng-pci"]
+
+
+@pytest.mark.parametrize("nic, expected", [
+    (dict(backend="socket", listen=":10001"), "socket,id=net2,listen=127.0.0.1:10001"),
+    (dict(backend="socket", listen="0.0.0.0:10001"), "socket,id=net2,listen=0.0.0.0:10001"),
+    (dict(backend="socket", connect="127.0.0.1:10001"), "socket,id=net2,connect=127.0.0.1:10001"),
+    (dict(backend="mcast", mcast="230.0.0.1:1234"), "socket,id=net2,mcast=230.0.0.1:1234"),
+    (dict(backend="mcast", mcast="230.0.0.1:1234", localaddr="127.0.0.1"), "socket,id=net2,mcast=230.0.0.1:1234,localaddr=127.0.0.1"),
+    (dict(backend="hubport", hub=0), "hubport,id=net2,hubid=0"),
+    (dict(backend="user", hostfwd=["tcp::2222-:22", "udp:127.0.0.2:53-:53"]),
+     "user,id=net2,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp:127.0.0.2:53-:53"),
+    (dict(backend="stream", listen=":7000"), "stream,id=net2,server=on,addr.type=inet,addr.host=127.0.0.1,addr.port=7000"),
+    (dict(backend="stream", connect="unix:/run/s,1.sock"), "stream,id=net2,server=off,addr.type=unix,addr.path=/run/s,,1.sock"),
+    (dict(backend="dgram", listen="127.0.0.1:9000", connect="127.0.0.1:9001"),
+     "dgram,id=net2,local.type=inet,local.host=127.0.0.1,local.port=9000,remote.type=inet,remote.host=127.0.0.1,remote.port=9001"),
+])
+def test_netdev_for_every_backend(nic, expected):
+    spec = from_params(dict(name="web1", nics=[{}, {}, nic]), check_files=False)
+    assert netdev_arg(spec.nics[2], 3, spec.nic_tap(3, "web1")) == expected
+
+
+def test_monitor_tcp_is_loopback_only():
+    spec = from_params(dict(name="web1", monitor_tcp=True), check_files=False)
+    argv = build_argv(spec, "qemu-system-x86_64", RUN, ports_info(30320, 2), "web1", "kvm", ipv6_loopback=True)
+    chardevs = [argv[i + 1] for i, a in enumerate(argv) if a == "-chardev"]
+    assert chardevs == [
+        "socket,id=mon0,host=127.0.0.1,port=30322,server=on,wait=off",
+        "socket,id=mon1,host=::1,port=30322,server=on,wait=off",
+        "socket,id=ctl0,host=127.0.0.1,port=30422,server=on,wait=off",
+        "socket,id=ctl1,host=::1,port=30422,server=on,wait=off",
+    ]
+
+
+def test_escape_and_accel():
+    assert esc("a,b,,c") == "a,,b,,,,c"
+    assert resolve_accel("auto", lambda: False) == "tcg"
+    assert resolve_accel("auto", lambda: True) == "kvm"
+    assert resolve_accel("tcg", lambda: True) == "tcg"
+
+
+def test_unknown_backend_is_an_error():
+    with pytest.raises(Exception):
+        netdev_arg(NicSpec(backend="wire"), 1, None)
