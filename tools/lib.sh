@@ -1,0 +1,76 @@
+# shellcheck shell=bash
+# Shared helpers for tools/bootstrap.sh and tools/test.sh. Sourced, never run.
+#
+# Sets QI_REPO (the repository root) and the defaults every tool agrees on:
+#   QI_VENV       the virtualenv with the pinned tools   (default $QI_REPO/.venv)
+#   QI_BUILD_DIR  where the collection is laid out       (default $QI_REPO/.build)
+
+QI_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+QI_VENV="${QI_VENV:-$QI_REPO/.venv}"
+QI_BUILD_DIR="${QI_BUILD_DIR:-$QI_REPO/.build}"
+export QI_REPO QI_VENV QI_BUILD_DIR
+
+# Ansible refuses to start without a UTF-8 locale; C.UTF-8 is always there on Debian/Ubuntu.
+case "${LC_ALL:-${LC_CTYPE:-${LANG:-}}}" in
+    *UTF-8* | *utf8* | *UTF8* | *utf-8*) ;;
+    *) export LANG=C.UTF-8 LC_ALL=C.UTF-8 ;;
+esac
+
+qi_log() {
+    printf '==> %s\n' "$*" >&2
+}
+
+qi_warn() {
+    printf 'WARNING: %s\n' "$*" >&2
+}
+
+qi_die() {
+    printf 'ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+# Seconds since the epoch with microseconds (bash >= 5).
+qi_now() {
+    printf '%s' "${EPOCHREALTIME/,/.}"
+}
+
+# qi_elapsed START -> seconds since START, one decimal.
+qi_elapsed() {
+    awk -v a="$1" -v b="$(qi_now)" 'BEGIN { printf "%.1f", b - a }'
+}
+
+# A python usable for the venv: runs (pyenv shims may exit 127), is 3.11..3.13 (the range
+# ansible-core 2.19 supports on the controller) and has venv + ensurepip (Debian: python3-venv).
+# Debian's /usr/bin/python3 first, so the venv does not depend on a pyenv build; QI_PYTHON overrides.
+qi_python_ok() {
+    "$1" - >/dev/null 2>&1 <<'EOF'
+import sys
+import ensurepip  # noqa: F401
+import venv  # noqa: F401
+sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else 1)
+EOF
+}
+
+qi_find_python() {
+    local candidate
+    local -a candidates=()
+    if [[ -n "${QI_PYTHON:-}" ]]; then
+        candidates+=("$QI_PYTHON")
+    fi
+    candidates+=(/usr/bin/python3 /usr/bin/python3.13 /usr/bin/python3.12 /usr/bin/python3.11)
+    if candidate="$(command -v python3 2>/dev/null)"; then
+        candidates+=("$candidate")
+    fi
+    for candidate in "${candidates[@]}"; do
+        if [[ -x "$candidate" ]] && qi_python_ok "$candidate"; then
+            printf '%s\n' "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# X.Y of the venv's python (what ansible-test's --python must say).
+qi_venv_python_version() {
+    "$QI_VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])'
+}

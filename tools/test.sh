@@ -1,0 +1,382 @@
+#!/usr/bin/env bash
+# The whole test suite:   bash tools/test.sh [STEP...]     (default: every step)
+#                         bash tools/test.sh --list         (the steps, in run order)
+# Installs what it needs (tools/bootstrap.sh), lays the collection out as
+# $QI_BUILD_DIR/ansible_collections/qemu_init/qemu (a copy of the work tree) and runs each
+# step there with the venv first on PATH. Steps run in the order of the table below, whatever
+# the order of the arguments. Ends with a summary table and the line "N passed, M failed"
+# (steps); exits 1 if a step failed. docs/testing.md has the details.
+#
+# Environment: QI_VENV, QI_BUILD_DIR, QI_STEP_TIMEOUT (seconds per step, default 3600, 0: none),
+# and extra arguments per step (word-split):
+#   QI_SANITY_ARGS, QI_UNITS_ARGS, QI_INTEGRATION_ARGS (e.g. a target name), QI_LINT_ARGS
+set -euo pipefail
+
+# shellcheck source=tools/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+COLL="$QI_BUILD_DIR/ansible_collections/qemu_init/qemu"
+PYV="${PYV:-}"  # X.Y of the venv's python, set after bootstrap
+# Wall-clock limit per step in seconds (0: none), so that a hung step still ends in a summary
+# inside CI's 90 minutes.
+QI_STEP_TIMEOUT="${QI_STEP_TIMEOUT:-3600}"
+[[ "$QI_STEP_TIMEOUT" =~ ^[0-9]+$ ]] || qi_die "QI_STEP_TIMEOUT must be a number of seconds"
+
+# --------------------------------------------------------------------------------------
+# The steps: name, then the command (a function below or any program), run in a process
+# of its own with `set -e`, from $COLL. Adding a step is one line, e.g.
+#   add_step molecule_host  run_molecule host
+STEP_NAMES=()
+declare -A STEP_CMDS=()
+add_step() {
+    local name="$1"
+    shift
+    STEP_NAMES+=("$name")
+    STEP_CMDS[$name]="$(printf '%q ' "$@")"
+}
+
+define_steps() {
+    add_step sanity       run_sanity
+    add_step units        run_units
+    add_step integration  run_integration
+    add_step lint         run_lint
+    add_step molecule     run_molecule
+    add_step build        run_build
+}
+
+# --------------------------------------------------------------------------------------
+# Step implementations. Each runs in $COLL; a step with nothing to test calls qi_skip.
+
+# qi_skip REASON: mark the running step as skipped (nothing to test), not passed.
+qi_skip() {
+    printf '%s\n' "$*" >"$QI_STEP_SKIP_FILE"
+    qi_log "nothing to do: $*"
+}
+
+# qi_note TEXT: a note for the summary table (e.g. what failed).
+qi_note() {
+    printf '%s\n' "$*" >>"$QI_STEP_NOTE_FILE"
+}
+
+# Print a command, then run it.
+run() {
+    printf '+ %s\n' "$*" >&2
+    "$@"
+}
+
+# Word-split an env var into the array named by $2 (no globbing).
+split_args() {
+    local -n _out="$2"
+    _out=()
+    if [[ -n "${!1:-}" ]]; then
+        read -r -a _out <<<"${!1}"
+    fi
+}
+
+run_sanity() {
+    local -a extra
+    split_args QI_SANITY_ARGS extra
+    run ansible-test sanity --local --python "$PYV" "${extra[@]}"
+}
+
+run_units() {
+    local -a extra
+    split_args QI_UNITS_ARGS extra
+    if [[ -z "$(find tests/unit -type f \( -name 'test_*.py' -o -name '*_test.py' \) -print -quit 2>/dev/null)" ]]; then
+        qi_skip "no unit tests (tests/unit/**/test_*.py)"
+        return 0
+    fi
+    local rc=0
+    run ansible-test units --local --python "$PYV" "${extra[@]}" || rc=$?
+    # hypothesis keeps its example database in the cwd (ansible-test does not pass
+    # HYPOTHESIS_STORAGE_DIRECTORY through); it must not reach lint or the artifact.
+    rm -rf .hypothesis
+    return "$rc"
+}
+
+run_integration() {
+    local -a extra targets
+    local listing
+    split_args QI_INTEGRATION_ARGS extra
+    # Root targets (needs/root), destructive ones (aliases: destructive) and privileged ones
+    # (needs/privileged, only filtered under docker) all run: the tests use their own netns.
+    local -a opts=(--local --python "$PYV" --allow-destructive --allow-root --continue-on-error)
+    if [[ -z "$(find tests/integration/targets -mindepth 2 -type f -print -quit 2>/dev/null)" ]]; then
+        qi_skip "no integration targets (tests/integration/targets/)"
+        return 0
+    fi
+    listing="$(ansible-test integration --list-targets "${opts[@]}" "${extra[@]}")" || {
+        qi_log "ansible-test could not list the integration targets"
+        return 1
+    }
+    mapfile -t targets < <(printf '%s' "$listing" | grep -v '^$')
+    if [[ ${#targets[@]} -eq 0 ]]; then
+        qi_skip "no integration targets to run (tests/integration/targets/)"
+        return 0
+    fi
+    qi_log "integration targets: ${targets[*]}"
+    run ansible-test integration "${opts[@]}" "${extra[@]}"
+}
+
+run_lint() {
+    local -a extra
+    split_args QI_LINT_ARGS extra
+    run ansible-lint "${extra[@]}"
+}
+
+# run_molecule [SCENARIO...]: `molecule test` each scenario of extensions/molecule/
+# (default: all of them). Runs every scenario, fails if any failed.
+run_molecule() {
+    local -a scenarios=("$@") failed=()
+    local file scenario
+    if [[ ${#scenarios[@]} -eq 0 ]]; then
+        for file in extensions/molecule/*/molecule.yml; do
+            [[ -f "$file" ]] || continue
+            scenario="$(basename "$(dirname "$file")")"
+            scenarios+=("$scenario")
+        done
+    fi
+    if [[ ${#scenarios[@]} -eq 0 ]]; then
+        qi_skip "no molecule scenarios (extensions/molecule/*/molecule.yml)"
+        return 0
+    fi
+    for scenario in "${scenarios[@]}"; do
+        local start
+        start="$(qi_now)"
+        if run molecule test -s "$scenario"; then
+            qi_log "molecule $scenario: passed in $(qi_elapsed "$start")s"
+        else
+            qi_log "molecule $scenario: FAILED in $(qi_elapsed "$start")s"
+            failed+=("$scenario")
+        fi
+    done
+    if [[ ${#failed[@]} -ne 0 ]]; then
+        qi_log "molecule scenarios failed: ${failed[*]}"
+        qi_note "failed: ${failed[*]}"
+        return 1
+    fi
+}
+
+# Build the collection artifact, check it carries nothing that must not ship, install it
+# and verify the installed files against its manifest.
+run_build() {
+    local tmp tarball bad
+    tmp="$(mktemp -d "${TMPDIR:-/tmp}/qi-build.XXXXXX")"
+    # shellcheck disable=SC2064  # expand now: the step runs in its own subshell
+    trap "rm -rf -- '$tmp'" EXIT
+    run ansible-galaxy collection build --output-path "$tmp/dist" .
+    tarball="$(compgen -G "$tmp/dist/qemu_init-qemu-*.tar.gz" | head -n 1)"
+    [[ -n "$tarball" ]] || qi_die "no tarball in $tmp/dist"
+    qi_log "artifact: $(basename "$tarball"), $(tar -tzf "$tarball" | wc -l) entries, $(du -h "$tarball" | cut -f1)"
+    bad="$(tar -tzf "$tarball" | sed 's|^\./||' | grep -E \
+        '^(tests/output|\.venv|\.build|collections|\.ansible|\.git|\.hypothesis|\.pytest_cache|tests/integration/inventory)(/|$)|(^|/)__pycache__(/|$)|\.pyc$' || true)"
+    if [[ -n "$bad" ]]; then
+        printf '%s\n' "$bad" | head -n 20 >&2
+        qi_die "the artifact contains files that must not ship (see above; fix build_ignore in galaxy.yml)"
+    fi
+    # Only the fresh directory on the collections path, or galaxy finds the laid-out copy
+    # and reports "already installed".
+    export ANSIBLE_COLLECTIONS_PATH="$tmp/installed"
+    run ansible-galaxy collection install --offline -p "$tmp/installed" "$tarball"
+    [[ -f "$tmp/installed/ansible_collections/qemu_init/qemu/MANIFEST.json" ]] ||
+        qi_die "installed collection has no MANIFEST.json"
+    run ansible-galaxy collection verify --offline -p "$tmp/installed" qemu_init.qemu
+    run ansible-doc --list qemu_init.qemu
+}
+
+# --------------------------------------------------------------------------------------
+# Runner.
+
+RESULT_NAMES=()
+RESULT_STATUS=()
+RESULT_TIMES=()
+RESULT_NOTES=()
+record() {
+    RESULT_NAMES+=("$1")
+    RESULT_STATUS+=("$2")
+    RESULT_TIMES+=("$3")
+    RESULT_NOTES+=("${4:-}")
+}
+
+layout() {
+    local -a excludes=(
+        --exclude=/.git/ --exclude=/.venv/ --exclude=/.build/ --exclude=/tests/output/
+        --exclude=/collections/ --exclude=/.ansible/ --exclude=/.cache/
+        --exclude=/tests/integration/inventory --exclude=__pycache__/ --exclude='*.pyc'
+    )
+    local dir
+    for dir in "$QI_BUILD_DIR" "$QI_VENV"; do
+        if [[ "$dir" == "$QI_REPO"/* ]]; then
+            excludes+=("--exclude=/${dir#"$QI_REPO"/}/")
+        fi
+    done
+    mkdir -p "$COLL"
+    # A copy, not a symlink: ansible-test resolves the cwd and must find ansible_collections/.
+    # --delete-excluded also drops what earlier runs left in the copy (.ansible/ from
+    # ansible-lint, tests/output/ from ansible-test), so each run starts clean.
+    rsync -a --delete --delete-excluded --filter='P /.git/' "${excludes[@]}" \
+        --filter=':- .gitignore' "$QI_REPO/" "$COLL/"
+    # The copy gets a git repo of its own (no commits needed). Without it, ansible-test and
+    # ansible-lint find the work tree's .git above the copy, in which .build/ is ignored,
+    # and then see no files at all. With it they see what git would: .gitignore applies.
+    if [[ ! -d "$COLL/.git" ]]; then
+        git -C "$COLL" init -q
+    fi
+    # Tools that install the collection somewhere (molecule's prerun) do it here, not in ~/.ansible.
+    rm -rf -- "$ANSIBLE_HOME"
+    mkdir -p "$ANSIBLE_HOME"
+}
+
+print_summary() {
+    local i n_passed=0 n_failed=0
+    printf '\n%-14s %-8s %9s  %s\n' STEP RESULT SECONDS NOTE
+    for i in "${!RESULT_NAMES[@]}"; do
+        printf '%-14s %-8s %9s  %s\n' "${RESULT_NAMES[$i]}" "${RESULT_STATUS[$i]}" \
+            "${RESULT_TIMES[$i]}" "${RESULT_NOTES[$i]}"
+        case "${RESULT_STATUS[$i]}" in
+            passed) n_passed=$((n_passed + 1)) ;;
+            failed) n_failed=$((n_failed + 1)) ;;
+        esac
+    done
+    printf '%-14s %-8s %9s\n' total "" "$(qi_elapsed "$SUITE_START")"
+    printf '\n%d passed, %d failed\n' "$n_passed" "$n_failed"
+    return $((n_failed > 0))
+}
+
+cleanup() {
+    if [[ ${#CLEANUP_FILES[@]} -gt 0 ]]; then
+        rm -f -- "${CLEANUP_FILES[@]}"
+    fi
+}
+
+# One run per build dir: two runs rsyncing into the same copy would break each other. A pid
+# file, not flock: a lock fd would be inherited by daemonized qemu processes the tests leave.
+acquire_build_lock() {
+    local lock="$QI_BUILD_DIR/.test-sh.pid" pid
+    mkdir -p "$QI_BUILD_DIR"
+    if ! (set -o noclobber; printf '%s\n' "$$" >"$lock") 2>/dev/null; then
+        pid="$(cat "$lock" 2>/dev/null || true)"
+        if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
+            qi_die "another tools/test.sh (pid $pid) is using $QI_BUILD_DIR; wait for it, or set QI_BUILD_DIR"
+        fi
+        printf '%s\n' "$$" >"$lock"  # stale: its run is gone
+    fi
+    CLEANUP_FILES+=("$lock")
+}
+
+usage() {
+    printf 'usage: bash tools/test.sh [--list] [STEP...]\nsteps (in run order): %s\n' "${STEP_NAMES[*]}"
+}
+
+# Internal: run one step's command from $COLL with `set -e` (a process of its own, so that
+# `timeout` can bound it). The parent exported everything it needs.
+run_one_step() {
+    define_steps
+    [[ -n "${STEP_CMDS[$1]+set}" ]] || qi_die "unknown step: $1"
+    cd "$COLL"
+    eval "${STEP_CMDS[$1]}"
+}
+
+main() {
+    if [[ "${1:-}" == --run-step ]]; then
+        run_one_step "$2"
+        return
+    fi
+    define_steps
+    local arg
+    local -A wanted=()
+    for arg in "$@"; do
+        case "$arg" in
+            -h | --help) usage; return 0 ;;
+            --list) printf '%s\n' "${STEP_NAMES[@]}"; return 0 ;;
+            -*) usage >&2; return 2 ;;
+        esac
+        [[ -n "${STEP_CMDS[$arg]+set}" ]] || { qi_warn "unknown step: $arg"; usage >&2; return 2; }
+        wanted[$arg]=1
+    done
+    local -a steps=()
+    local name
+    for name in "${STEP_NAMES[@]}"; do
+        if [[ $# -eq 0 || -n "${wanted[$name]+set}" ]]; then
+            steps+=("$name")
+        fi
+    done
+
+    SUITE_START="$(qi_now)"
+    CLEANUP_FILES=()
+    trap cleanup EXIT
+    acquire_build_lock
+    local start rc
+    qi_log "[bootstrap] bash tools/bootstrap.sh"
+    start="$(qi_now)"
+    if ! bash "$QI_REPO/tools/bootstrap.sh"; then
+        record bootstrap failed "$(qi_elapsed "$start")" "setup; no step ran"
+        for name in "${steps[@]}"; do
+            record "$name" not-run -
+        done
+        print_summary
+        return 1
+    fi
+    record bootstrap ok "$(qi_elapsed "$start")" setup
+
+    export PATH="$QI_VENV/bin:$PATH"
+    export ANSIBLE_COLLECTIONS_PATH="$QI_BUILD_DIR"
+    export ANSIBLE_HOME="$QI_BUILD_DIR/ansible-home"
+    if [[ ! -t 1 && -z "${NO_COLOR+set}" ]]; then
+        # ansible-lint and molecule colour even into files; keep CI logs readable.
+        export NO_COLOR=1 PY_COLORS=0
+    fi
+    PYV="$(qi_venv_python_version)"
+    export PYV
+
+    start="$(qi_now)"
+    if ! layout; then
+        record layout failed "$(qi_elapsed "$start")" "setup (rsync to $COLL); no step ran"
+        for name in "${steps[@]}"; do
+            record "$name" not-run -
+        done
+        print_summary
+        return 1
+    fi
+    record layout ok "$(qi_elapsed "$start")" "setup: $COLL"
+
+    QI_STEP_SKIP_FILE="$(mktemp "${TMPDIR:-/tmp}/qi-skip.XXXXXX")"
+    QI_STEP_NOTE_FILE="$(mktemp "${TMPDIR:-/tmp}/qi-note.XXXXXX")"
+    CLEANUP_FILES+=("$QI_STEP_SKIP_FILE" "$QI_STEP_NOTE_FILE")
+    export QI_STEP_SKIP_FILE QI_STEP_NOTE_FILE
+
+    local status note
+    for name in "${steps[@]}"; do
+        printf '\n' >&2
+        qi_log "[$name] ${STEP_CMDS[$name]}"
+        : >"$QI_STEP_SKIP_FILE"
+        : >"$QI_STEP_NOTE_FILE"
+        start="$(qi_now)"
+        rc=0
+        if [[ "$QI_STEP_TIMEOUT" -gt 0 ]]; then
+            timeout -k 30 "$QI_STEP_TIMEOUT" bash "$QI_REPO/tools/test.sh" --run-step "$name" \
+                </dev/null || rc=$?
+        else
+            bash "$QI_REPO/tools/test.sh" --run-step "$name" </dev/null || rc=$?
+        fi
+        note="$(paste -sd ';' "$QI_STEP_NOTE_FILE")"
+        if [[ $rc -eq 124 && "$QI_STEP_TIMEOUT" -gt 0 ]]; then
+            status=failed
+            note="timed out after ${QI_STEP_TIMEOUT}s (QI_STEP_TIMEOUT)${note:+; $note}"
+        elif [[ $rc -ne 0 ]]; then
+            status=failed
+            note="exit $rc${note:+; $note}"
+        elif [[ -s "$QI_STEP_SKIP_FILE" ]]; then
+            status=skipped
+            note="$(head -n 1 "$QI_STEP_SKIP_FILE")"
+        else
+            status=passed
+        fi
+        record "$name" "$status" "$(qi_elapsed "$start")" "$note"
+        qi_log "[$name] ${status^^} in ${RESULT_TIMES[-1]}s${note:+ ($note)}"
+    done
+
+    print_summary
+}
+
+main "$@"
