@@ -1,0 +1,170 @@
+# Copyright (c) qemu_init.qemu contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The bridge module run through main(): real `ip -json` fixtures in, exact argv out (run_command is faked)."""
+
+from __future__ import annotations
+
+import json
+import os
+from unittest import mock
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.process import get_bin_path
+
+from ansible_collections.qemu_init.qemu.plugins.modules import bridge
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19
+    import contextlib
+
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        with mock.patch.object(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()):
+            yield
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "module_utils", "fixtures", "iproute")
+
+try:
+    IP = get_bin_path("ip")
+except ValueError:
+    pytestmark = pytest.mark.skip("iproute2's ip is not installed")
+    IP = "ip"
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, name)) as f:
+        return f.read()
+
+
+class FakeRun:
+    """Stands in for AnsibleModule.run_command: checks each call against the expected one, in order."""
+
+    def __init__(self, *expected):
+        self.expected = list(expected)  # (argv, data, (rc, stdout, stderr))
+
+    def __call__(self, args, check_rc=False, data=None, **kwargs):
+        assert self.expected, "unexpected command %r" % (args,)
+        argv, stdin, result = self.expected.pop(0)
+        assert args == argv
+        assert data == stdin
+        return result
+
+
+def run(capsys, args, *calls):
+    """Run the module; returns (failed, result) and checks every expected command ran."""
+    fake = FakeRun(*calls)
+    with patch_module_args(args), mock.patch.object(basic.AnsibleModule, "run_command", fake):
+        with pytest.raises(SystemExit) as exc:
+            bridge.main()
+    result = json.loads(capsys.readouterr().out)
+    assert not fake.expected, "commands not run: %r" % (fake.expected,)
+    assert bool(exc.value.code) == bool(result.get("failed"))
+    return result
+
+
+def links(ns, name):
+    argv = [IP] + (["-n", ns] if ns else []) + ["-json", "-details", "link", "show"]
+    return (argv, None, (0, fixture(name), ""))
+
+
+def test_create_check_mode_predicts_and_runs_nothing_else(capsys):
+    result = run(capsys, {"name": "br9", "netns": "lab", "_ansible_check_mode": True, "_ansible_diff": True},
+                 links("lab", "empty.json"))
+    assert result["changed"] is True
+    after = {"name": "br9", "state": "present", "mtu": 1500, "stp": False, "up": True, "ports": []}
+    assert result["bridge"] == after
+    assert result["diff"] == {"before": {"name": "br9", "state": "absent"}, "after": after}
+
+
+def test_create(capsys):
+    result = run(capsys, {"name": "br9", "mtu": 9000, "stp": True, "netns": "lab"},
+                 links("lab", "empty.json"),
+                 ([IP, "-n", "lab", "link", "add", "name", "br9", "mtu", "9000", "up", "type", "bridge", "stp_state", "1"],
+                  None, (0, "", "")))
+    assert result["changed"] is True
+    assert result["bridge"] == {"name": "br9", "state": "present", "mtu": 9000, "stp": True, "up": True, "ports": []}
+    assert "diff" not in result
+
+
+def test_unchanged(capsys):
+    result = run(capsys, {"name": "br0", "mtu": 1400, "_ansible_diff": True}, links(None, "mixed.json"))
+    assert result["changed"] is False
+    assert result["bridge"] == {"name": "br0", "state": "present", "mtu": 1400, "stp": False, "up": True, "ports": ["tap0"]}
+    assert result["diff"]["before"] == result["diff"]["after"]
+
+
+def test_changes_in_one_command(capsys):
+    result = run(capsys, {"name": "br1", "mtu": 1400, "_ansible_diff": True},
+                 links(None, "mixed.json"),
+                 ([IP, "link", "set", "dev", "br1", "mtu", "1400", "up", "type", "bridge", "stp_state", "0"], None, (0, "", "")))
+    assert result["changed"] is True
+    assert result["diff"]["before"] == {"name": "br1", "state": "present", "mtu": 1500, "stp": True, "up": False, "ports": []}
+    assert result["diff"]["after"] == {"name": "br1", "state": "present", "mtu": 1400, "stp": False, "up": True, "ports": []}
+
+
+def test_group_options_are_accepted(capsys):
+    result = run(capsys, {"name": "br0", "mtu": 1400, "config_dir": "/tmp/qi/etc", "run_dir": "/tmp/qi/run"},
+                 links(None, "mixed.json"))
+    assert result["changed"] is False
+
+
+def test_absent_refuses_a_bridge_with_ports(capsys):
+    result = run(capsys, {"name": "br0", "state": "absent"}, links(None, "mixed.json"))
+    assert result["failed"] is True
+    assert result["msg"] == ("bridge br0 still has ports (tap0); set force: true to delete it anyway "
+                             "(its ports are released, not deleted)")
+
+
+def test_absent_with_force(capsys):
+    result = run(capsys, {"name": "br0", "state": "absent", "force": True, "_ansible_diff": True},
+                 links(None, "mixed.json"), ([IP, "link", "del", "dev", "br0"], None, (0, "", "")))
+    assert result["changed"] is True
+    assert result["bridge"] == {"name": "br0", "state": "absent"}
+    assert result["diff"]["after"] == {"name": "br0", "state": "absent"}
+    assert result["diff"]["before"]["ports"] == ["tap0"]
+
+
+def test_absent_check_mode(capsys):
+    result = run(capsys, {"name": "br1", "state": "absent", "_ansible_check_mode": True}, links(None, "mixed.json"))
+    assert result["changed"] is True
+
+
+def test_absent_twice(capsys):
+    result = run(capsys, {"name": "br9", "state": "absent"}, links(None, "mixed.json"))
+    assert result["changed"] is False
+    assert result["bridge"] == {"name": "br9", "state": "absent"}
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+def test_never_touches_a_link_that_is_not_a_bridge(capsys, state):
+    result = run(capsys, {"name": "veth0", "state": state, "force": True}, links(None, "mixed.json"))
+    assert result["failed"] is True
+    assert result["msg"].startswith("a link named veth0 exists but it is a veth, not a bridge")
+
+
+def test_missing_netns(capsys):
+    err = 'Cannot open network namespace "nope": No such file or directory\n'
+    result = run(capsys, {"name": "br0", "netns": "nope"},
+                 ([IP, "-n", "nope", "-json", "-details", "link", "show"], None, (255, "", err)))
+    assert result["failed"] is True
+    assert result["msg"] == "network namespace nope does not exist (ip netns list)"
+
+
+@pytest.mark.parametrize("args, msg", [
+    ({"name": "br/0"}, "name: interface name 'br/0' contains a character the kernel rejects ('/')"),
+    ({"name": "br 0"}, "name: interface name 'br 0' contains a character the kernel rejects (' ')"),
+    ({"name": "br0:1"}, "name: interface name 'br0:1' contains a character the kernel rejects (':')"),
+    ({"name": "br%d"}, "name: interface name 'br%d' contains a character the kernel rejects ('%')"),
+    ({"name": ".."}, "name: '..' is not a valid interface name"),
+    ({"name": "a-very-long-bridge"}, "name: interface name 'a-very-long-bridge' is 18 bytes long, the kernel allows 15"),
+    ({"name": ""}, "name: must be a non-empty interface name"),
+    ({"name": "br0", "netns": "../x"}, "netns: '../x' is not a valid network namespace name"),
+    ({"name": "br0", "mtu": 67}, "mtu: must be an integer between 68 and 65535, got 67"),
+])
+def test_parameters_checked_before_anything_runs(capsys, args, msg):
+    result = run(capsys, args)
+    assert result["failed"] is True
+    assert result["msg"].startswith(msg)
