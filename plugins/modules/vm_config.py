@@ -20,7 +20,7 @@ description:
     a MAC that another registered VM already uses is an error naming both VMs.
   - Does not start or stop anything; see M(qemu_init.qemu.vm).
 author:
-  - qemu_init.qemu maintainers
+  - qemu_init.qemu maintainers (@qemu-init)
 extends_documentation_fragment:
   - qemu_init.qemu._common
   - qemu_init.qemu._common.attributes

@@ -188,7 +188,7 @@ def scripted(short_dir):
     accepted = []
 
     def handshake():
-        conn, _ = server.accept()
+        conn, dummy = server.accept()
         reader = conn.makefile("rb")
         # The greeting is split mid-object: the client must buffer the partial line.
         conn.sendall(b'{"QMP": {"version": {"qemu": {"major": 7}},')
@@ -216,7 +216,7 @@ def event(name):
 
 
 def test_partial_lines_and_several_messages_per_chunk(scripted):
-    qmp, conn, _ = scripted
+    qmp, conn, dummy = scripted
     assert qmp.greeting["QMP"]["version"]["qemu"]["major"] == 7
     line = event("A")
     conn.sendall(line[:20])
@@ -268,7 +268,7 @@ def test_command_timeout_then_eof(scripted):
 
 
 def test_garbage_line_is_reported(scripted):
-    qmp, conn, _ = scripted
+    qmp, conn, dummy = scripted
     conn.sendall(b"not json\r\n")
     with pytest.raises(QemuInitError) as info:
         qmp.wait_event("X", timeout=5)

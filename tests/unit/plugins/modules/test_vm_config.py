@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from unittest import mock
 
 import pytest
@@ -66,7 +67,7 @@ def test_check_apply_check_apply(dirs):
     assert calls == [["/usr/bin/qemu-system-x86_64", "-device", "help"]]
     assert not os.path.exists(dirs["config_dir"])  # check mode writes nothing, not even the directory
     assert 'NIC1="virtio-net-pci"' in check["diff"][0]["after"]
-    apply, failed, _ = run(args, diff=True)
+    apply, failed, dummy = run(args, diff=True)
     assert not failed and apply["changed"]
     assert apply["diff"] == check["diff"]
     with open(apply["path"]) as handle:
@@ -74,9 +75,9 @@ def test_check_apply_check_apply(dirs):
     assert apply["slot"] == 0 and apply["monitor_port"] == 30320 and apply["control_port"] == 30420
     assert apply["macs"] == ["DE:AD:BE:EF:CF:CE", "DE:AD:BE:EF:D4:64"]
     assert apply["nics"][0]["tap"] == "web1-n1" and apply["nics"][1]["tap"] is None
-    check2, failed, _ = run(args, check_mode=True)
+    check2, failed, dummy = run(args, check_mode=True)
     assert not failed and not check2["changed"]
-    apply2, failed, _ = run(args)
+    apply2, failed, dummy = run(args)
     assert not failed and not apply2["changed"]
 
 
@@ -85,7 +86,7 @@ def test_short_name_resolves_and_operator_keys_survive(dirs):
     path = os.path.join(dirs["config_dir"], "vms", "web-server-frontend-qemu.cfg")
     with open(path, "a") as handle:
         handle.write('# my note\nMY_KEY="mine"\n')
-    result, failed, _ = run(dict(dirs, name="wsf", memory=512))
+    result, failed, dummy = run(dict(dirs, name="wsf", memory=512))
     assert not failed and result["changed"] and result["name"] == "web-server-frontend"
     with open(path) as handle:
         text = handle.read()
@@ -93,21 +94,21 @@ def test_short_name_resolves_and_operator_keys_survive(dirs):
 
 
 def test_unknown_nic_model_fails_before_writing(dirs):
-    result, failed, _ = run(dict(dirs, name="web1", nics=[dict(model="e1001")]))
+    result, failed, dummy = run(dict(dirs, name="web1", nics=[dict(model="e1001")]))
     assert failed and result["msg"].startswith("nics[0].model: ")
     assert "e1000" in result["msg"]
     assert not os.path.exists(dirs["config_dir"])
 
 
 def test_missing_disk_fails_before_writing(dirs):
-    result, failed, _ = run(dict(dirs, name="web1", disks=[dict(file="/nonexistent/disk.img")]))
+    result, failed, dummy = run(dict(dirs, name="web1", disks=[dict(file="/nonexistent/disk.img")]))
     assert failed and result["msg"] == "disks[0].file: disk image /nonexistent/disk.img does not exist"
     assert not os.path.exists(dirs["config_dir"])
 
 
 def test_duplicate_mac_across_vms_names_both(dirs):
     run(dict(dirs, name="web1", nics=[dict(mac="02:00:00:00:00:01")]))
-    result, failed, _ = run(dict(dirs, name="web2", nics=[dict(mac="02:00:00:00:00:01")]))
+    result, failed, dummy = run(dict(dirs, name="web2", nics=[dict(mac="02:00:00:00:00:01")]))
     assert failed and "web1" in result["msg"] and "web2" in result["msg"]
     assert not os.path.exists(os.path.join(dirs["config_dir"], "vms", "web2-qemu.cfg"))
 
@@ -117,7 +118,7 @@ def test_damaged_cfg_is_not_overwritten(dirs):
     path = os.path.join(dirs["config_dir"], "vms", "web1-qemu.cfg")
     with open(path, "w") as handle:
         handle.write('NAME="web1\n')
-    result, failed, _ = run(dict(dirs, name="web1"))
+    result, failed, dummy = run(dict(dirs, name="web1"))
     assert failed and "unterminated double quote" in result["msg"]
     with open(path) as handle:
         assert handle.read() == 'NAME="web1\n'
@@ -125,14 +126,14 @@ def test_damaged_cfg_is_not_overwritten(dirs):
 
 def test_absent(dirs):
     run(dict(dirs, name="web1"))
-    check, failed, _ = run(dict(dirs, name="web1", state="absent"), check_mode=True, diff=True)
+    check, failed, dummy = run(dict(dirs, name="web1", state="absent"), check_mode=True, diff=True)
     assert check["changed"] and 'NAME="web1"' in check["diff"][0]["before"]
     assert os.path.exists(check["path"])
-    result, failed, _ = run(dict(dirs, name="web1", state="absent"))
+    result, failed, dummy = run(dict(dirs, name="web1", state="absent"))
     assert not failed and result["changed"] and not os.path.exists(result["path"])
     with open(os.path.join(dirs["config_dir"], "qemu-init.reg")) as handle:
         assert "web1" not in handle.read()
-    again, failed, _ = run(dict(dirs, name="web1", state="absent"))
+    again, failed, dummy = run(dict(dirs, name="web1", state="absent"))
     assert not failed and not again["changed"]
 
 
@@ -141,20 +142,27 @@ def test_absent_refuses_a_running_vm(dirs):
     run(dict(dirs, name="web1"))
     os.makedirs(os.path.join(dirs["run_dir"], "web1"))
     # A real, idle QEMU (no machine, no guest) stands in the pidfile.
-    qemu = subprocess.Popen(["qemu-system-x86_64", "-machine", "none", "-nodefaults", "-display", "none", "-S"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    qmp = os.path.join(dirs["run_dir"], "web1", "qmp.sock")
+    qemu = subprocess.Popen(["qemu-system-x86_64", "-machine", "none", "-nodefaults", "-display", "none", "-S",
+                             "-qmp", "unix:%s,server=on,wait=off" % qmp],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(qmp) and qemu.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # a test helper waiting for an external process, not module code
+        assert qemu.poll() is None and os.path.exists(qmp), "qemu did not start: %s" % qemu.stderr.read()
         with open(os.path.join(dirs["run_dir"], "web1", "qemu.pid"), "w") as handle:
             handle.write("%d\n" % qemu.pid)
-        result, failed, _ = run(dict(dirs, name="web1", state="absent"))
+        result, failed, dummy = run(dict(dirs, name="web1", state="absent"))
     finally:
         qemu.kill()
         qemu.wait()
+        qemu.stderr.close()
     assert failed and result["msg"] == (
         "state: VM web1 is running (pid %d); stop and remove it with qemu_init.qemu.vm state=absent" % qemu.pid)
     assert os.path.exists(os.path.join(dirs["config_dir"], "vms", "web1-qemu.cfg"))
     # once it is gone, the same call removes the cfg
-    result, failed, _ = run(dict(dirs, name="web1", state="absent"))
+    result, failed, dummy = run(dict(dirs, name="web1", state="absent"))
     assert not failed and result["changed"]
 
 
@@ -165,6 +173,6 @@ def test_absent_refuses_a_running_vm(dirs):
     (dict(name="web1", extra_args=["-net", "nic"]), "extra_args: "),
 ])
 def test_bad_input_names_the_parameter(dirs, args, msg):
-    result, failed, _ = run(dict(dirs, **args))
+    result, failed, dummy = run(dict(dirs, **args))
     assert failed and result["msg"].startswith(msg)
     assert not os.path.exists(dirs["config_dir"])
