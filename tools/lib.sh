@@ -74,3 +74,30 @@ qi_find_python() {
 qi_venv_python_version() {
     "$QI_VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])'
 }
+
+# qi_layout DEST: copy the work tree to DEST (a path ending ansible_collections/qemu_init/qemu).
+qi_layout() {
+    local coll="$1" dir
+    local -a excludes=(
+        --exclude=/.git/ --exclude=/.venv/ --exclude=/.build/ --exclude=/tests/output/
+        --exclude=/collections/ --exclude=/.ansible/ --exclude=/.cache/
+        --exclude=/tests/integration/inventory --exclude=__pycache__/ --exclude='*.pyc'
+    )
+    for dir in "$QI_BUILD_DIR" "$QI_VENV"; do
+        if [[ "$dir" == "$QI_REPO"/* ]]; then
+            excludes+=("--exclude=/${dir#"$QI_REPO"/}/")
+        fi
+    done
+    mkdir -p "$coll"
+    # A copy, not a symlink: ansible-test resolves the cwd and must find ansible_collections/.
+    # --delete-excluded also drops what earlier runs left in the copy (.ansible/ from
+    # ansible-lint, tests/output/ from ansible-test), so each run starts clean.
+    rsync -a --delete --delete-excluded --filter='P /.git/' "${excludes[@]}" \
+        --filter=':- .gitignore' "$QI_REPO/" "$coll/"
+    # The copy gets a git repo of its own (no commits needed). Without it, ansible-test and
+    # ansible-lint find the work tree's .git above the copy, in which .build/ is ignored,
+    # and then see no files at all. With it they see what git would: .gitignore applies.
+    if [[ ! -d "$coll/.git" ]]; then
+        git -C "$coll" init -q
+    fi
+}

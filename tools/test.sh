@@ -199,29 +199,7 @@ record() {
 }
 
 layout() {
-    local -a excludes=(
-        --exclude=/.git/ --exclude=/.venv/ --exclude=/.build/ --exclude=/tests/output/
-        --exclude=/collections/ --exclude=/.ansible/ --exclude=/.cache/
-        --exclude=/tests/integration/inventory --exclude=__pycache__/ --exclude='*.pyc'
-    )
-    local dir
-    for dir in "$QI_BUILD_DIR" "$QI_VENV"; do
-        if [[ "$dir" == "$QI_REPO"/* ]]; then
-            excludes+=("--exclude=/${dir#"$QI_REPO"/}/")
-        fi
-    done
-    mkdir -p "$COLL"
-    # A copy, not a symlink: ansible-test resolves the cwd and must find ansible_collections/.
-    # --delete-excluded also drops what earlier runs left in the copy (.ansible/ from
-    # ansible-lint, tests/output/ from ansible-test), so each run starts clean.
-    rsync -a --delete --delete-excluded --filter='P /.git/' "${excludes[@]}" \
-        --filter=':- .gitignore' "$QI_REPO/" "$COLL/"
-    # The copy gets a git repo of its own (no commits needed). Without it, ansible-test and
-    # ansible-lint find the work tree's .git above the copy, in which .build/ is ignored,
-    # and then see no files at all. With it they see what git would: .gitignore applies.
-    if [[ ! -d "$COLL/.git" ]]; then
-        git -C "$COLL" init -q
-    fi
+    qi_layout "$COLL"
     # Tools that install the collection somewhere (molecule's prerun) do it here, not in ~/.ansible.
     rm -rf -- "$ANSIBLE_HOME"
     mkdir -p "$ANSIBLE_HOME"
