@@ -32,6 +32,20 @@ options:
     type: str
 """
 
+    # Attributes of an *_info module: read-only in every mode.
+    INFO_MODULE = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details: This action does not modify state.
+  diff_mode:
+    support: N/A
+    details: This action does not modify state.
+  idempotent:
+    support: full
+"""
+
     # Attributes the modules declare; each module sets its own support level.
     ATTRIBUTES = r"""
 options: {}

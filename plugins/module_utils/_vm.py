@@ -1,0 +1,527 @@
+# Copyright (c) qemu_init.qemu contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The VM manager: what runs now, what should run, and the start and stop ladders.
+
+State lives in two places only: the registry (names, slots) and the run dir of each VM
+(pidfile, QMP socket, serial log, launch record, and the list of links we made for it).
+A VM is running when its pidfile names a live, non-zombie qemu-system process whose
+command line carries that pidfile and which answers QMP query-name with the VM's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import select
+import shutil
+import signal
+import time
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CfgError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand, plan_bridge, plan_tap
+from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import CFG_SUFFIX, RunPaths, cfg_path, vms_dir
+from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import listening_tcp_ports
+from ansible_collections.qemu_init.qemu.plugins.module_utils._process import (
+    is_live_qemu,
+    proc_cmdline,
+    proc_state,
+    read_pidfile,
+)
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, resolve_accel
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import (
+    QmpClient,
+    QmpClosed,
+    QmpConnectError,
+    QmpTimeout,
+)
+from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Registry, atomic_write, ports_info
+from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import check_vm_name
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import load_cfg_file
+
+QMP_TIMEOUT = 5.0
+# A power-button press that arrives before the guest's ACPI handler is up is lost (measured with
+# the test guest), so the press is repeated until the guest goes down or the timeout ends.
+POWERDOWN_RESEND = 2.0
+# How long each rung of the force ladder waits for the process to exit before the next one.
+QUIT_WAIT = 10.0
+SIGTERM_WAIT = 10.0
+SIGKILL_WAIT = 5.0
+# Without a pidfd (Python < 3.9 or kernel < 5.3), exit is noticed by polling /proc this often.
+PROC_POLL = 0.05
+
+
+class VmRecord:
+    """One VM as found on disk and in the process table."""
+
+    def __init__(self, name, entry, spec, cfg_text, run):
+        self.name = name
+        self.entry = entry          # registry Entry, or None for a hand-written cfg not yet registered
+        self.spec = spec            # VmSpec, or None when the cfg file is missing
+        self.cfg_text = cfg_text
+        self.run = run              # RunPaths
+        self.pid = None
+        self.running = False
+        self.status = None          # QMP run state ('running', 'paused', ...)
+
+    @property
+    def short_name(self):
+        return self.entry.short_name if self.entry else None
+
+    @property
+    def serial_log(self):
+        return (self.spec.serial_log if self.spec else None) or self.run.serial_log
+
+    def launch_record(self):
+        return _read_json(self.run.launch_record)
+
+    def made_links(self):
+        return _read_json(os.path.join(self.run.dir, "links.json")) or {}
+
+
+def _read_json(path):
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise QemuInitError("reading %s failed: %s" % (path, exc))
+
+
+def _pidfd(pid):
+    """A pidfd for pid (readable once the process exits), or None where the platform has none."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        return opener(pid)
+    except OSError:
+        return None
+
+
+class VmManager:
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.config_dir = self.params["config_dir"]
+        self.run_dir = self.params["run_dir"]
+        self.registry = Registry(self.config_dir)
+        self._binary = None
+
+    # --- reading -------------------------------------------------------------------------
+    def all_names(self):
+        """Every VM known here: registered ones and those with a cfg file."""
+        names = [e.name for e in sorted(self.registry.read().entries(), key=lambda e: e.slot)]
+        try:
+            files = sorted(os.listdir(vms_dir(self.config_dir)))
+        except FileNotFoundError:
+            files = []
+        for fname in files:
+            if fname.endswith(CFG_SUFFIX) and fname[:-len(CFG_SUFFIX)] not in names:
+                names.append(fname[:-len(CFG_SUFFIX)])
+        return names
+
+    def load(self, names, need_cfg=True):
+        """VmRecords for names (long or short), each probed; one registry read for all."""
+        state = self.registry.read()
+        records, seen = [], set()
+        for given in names:
+            entry = state.resolve(given)
+            name = entry.name if entry else check_vm_name(given, "name")
+            if name in seen:
+                continue
+            seen.add(name)
+            path = cfg_path(self.config_dir, name)
+            spec, text = None, None
+            if os.path.exists(path):
+                try:
+                    cfg, spec = load_cfg_file(path)
+                except CfgError as exc:
+                    raise QemuInitError("cannot read the cfg file of VM %s: %s" % (name, exc.msg))
+                text = cfg.render()
+                if spec.name != name:
+                    raise QemuInitError("%s: NAME is %r but the file belongs to VM %r; fix NAME or rename the file" % (path, spec.name, name))
+            elif need_cfg:
+                raise QemuInitError("VM %s has no cfg file (%s); create it with qemu_init.qemu.vm_config" % (name, path))
+            record = VmRecord(name, entry, spec, text, RunPaths(self.run_dir, name))
+            self.probe(record)
+            records.append(record)
+        return records
+
+    def probe(self, record):
+        """Set record.pid/running/status from the pidfile, /proc and QMP. Touches nothing."""
+        record.pid, record.running, record.status = None, False, None
+        pid = read_pidfile(record.run.pidfile)
+        # A pid alone proves nothing (pidfiles outlive processes, pids are reused): it must be a
+        # live qemu started with this very pidfile...
+        if not is_live_qemu(pid) or record.run.pidfile not in proc_cmdline(pid):
+            return record
+        # ...that says it is this VM.
+        try:
+            with QmpClient(record.run.qmp, timeout=QMP_TIMEOUT) as qmp:
+                name = qmp.query_name()
+                status = qmp.query_status().get("status")
+        except (QmpConnectError, QmpClosed):
+            return record  # exiting right now, or its socket is gone: not running as this VM
+        except QmpTimeout as exc:
+            # Never treat it as stopped: a second QEMU on the same pidfile and disks would follow.
+            raise QemuInitError("VM %s: QEMU pid %d does not answer QMP on %s (%s); is another QMP client connected?"
+                                % (record.name, pid, record.run.qmp, exc.msg))
+        if name == record.name:
+            record.pid, record.running, record.status = pid, True, status
+        return record
+
+    # --- what should run -----------------------------------------------------------------
+    def binary(self):
+        if self._binary is None:
+            self._binary = self.module.get_bin_path(self.params.get("qemu_binary") or "qemu-system-x86_64", required=True)
+        return self._binary
+
+    def desired_argv(self, record, entry=None):
+        entry = entry or record.entry
+        base = self.registry.read().base
+        return build_argv(
+            record.spec, self.binary(), record.run, ports_info(base, entry.slot), entry.short_name,
+            resolve_accel(record.spec.accel), ipv6_loopback=os.path.exists("/proc/sys/net/ipv6"),
+        )
+
+    def restart_required(self, record):
+        """True when a running VM was launched with other arguments than its cfg gives now."""
+        if not record.running or record.spec is None or record.entry is None:
+            return False
+        launched = (record.launch_record() or {}).get("argv")
+        if not launched:
+            return False
+        # argv[0] is left out: the same qemu found at another path is not a reason to restart.
+        return launched[1:] != self.desired_argv(record)[1:]
+
+    # --- starting ------------------------------------------------------------------------
+    def start(self, records):
+        """Launch the given (stopped) VMs: register, make links, listeners first. Returns seconds per VM."""
+        if not records:
+            return {}
+        newly_registered = self._register(records)
+        try:
+            made = self._make_links(records)
+        except QemuInitError:
+            self._unregister(newly_registered)
+            raise
+        started, times = [], {}
+        # A connecting socket/stream NIC needs its peer listening when QEMU starts.
+        ordered = sorted(records, key=lambda r: 0 if any(n.listen for n in r.spec.nics) else 1)
+        for record in ordered:
+            t0 = time.monotonic()
+            try:
+                self._launch(record, made.get(record.name, []))
+            except QemuInitError as exc:
+                self._remove_links(record.spec.netns, made.get(record.name, []))
+                self._unregister([n for n in newly_registered if n == record.name])
+                if started:
+                    exc.msg += " (already started in this task: %s)" % ", ".join(started)
+                    exc.args = (exc.msg,)
+                raise
+            times[record.name] = round(time.monotonic() - t0, 3)
+            started.append(record.name)
+        return times
+
+    def _register(self, records):
+        """Register hand-written VMs that have no registry entry yet; returns their names."""
+        missing = [r for r in records if r.entry is None]
+        if not missing:
+            return []
+        with self.registry.locked() as state:
+            listening = listening_tcp_ports()
+            for record in missing:
+                record.entry = state.resolve(record.name) or state.plan_register(record.name, None, record.spec.macs(), listening)
+                state.put(record.entry)
+            self.registry.save(state)
+        return [r.name for r in missing]
+
+    def _unregister(self, names):
+        if not names:
+            return
+        with self.registry.locked() as state:
+            for name in names:
+                state.remove(name)
+            self.registry.save(state)
+
+    def _make_links(self, records):
+        """Create missing bridges and taps of all tap NICs, one `ip` batch per namespace.
+
+        Returns {vm name: [links created for it]} so that a failed launch or `absent` removes
+        exactly what we made, never a tap or bridge the operator made.
+        """
+        made = {}
+        by_netns = {}
+        for record in records:
+            by_netns.setdefault(record.spec.netns, []).append(record)
+        for netns, group in by_netns.items():
+            ip = IpCommand(self.module, netns)
+            links = ip.links()
+            lines = []
+            if netns and not links.get("lo", {}).get("up"):
+                # Loopback listeners (socket NICs, the TCP monitor) need lo up in a fresh namespace.
+                lines.append(["link", "set", "dev", "lo", "up"])
+            for record in group:
+                for i, nic in enumerate(record.spec.nics, start=1):
+                    if nic.backend != "tap":
+                        continue
+                    bridge, tap = record.spec.nic_bridge(i), record.spec.nic_tap(i, record.short_name)
+                    if bridge not in links:
+                        plan = plan_bridge(links, bridge, stp=False)
+                        lines += plan.lines
+                        plan.update(links)
+                    created = tap not in links
+                    plan = plan_tap(links, tap, bridge=bridge, up=True)
+                    lines += plan.lines
+                    plan.update(links)
+                    if created:
+                        made.setdefault(record.name, []).append(tap)
+            if lines:
+                ip.apply(lines)
+        return made
+
+    def _remove_links(self, netns, taps):
+        if not taps:
+            return
+        ip = IpCommand(self.module, netns)
+        links = ip.links()
+        lines = []
+        for tap in taps:
+            if links.get(tap, {}).get("kind") in ("tap", "tun"):
+                lines.append(["link", "del", "dev", tap])
+        if lines:
+            ip.apply(lines)
+
+    def _launch(self, record, made_taps):
+        run = record.run
+        os.makedirs(self.run_dir, mode=0o755, exist_ok=True)
+        os.makedirs(run.dir, mode=0o700, exist_ok=True)
+        os.chmod(run.dir, 0o700)
+        for stale in (run.pidfile, run.qmp, run.launch_record):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(stale)
+        # Keep the previous boot's console as .1 so markers read after a start are from this boot.
+        serial = record.serial_log
+        if os.path.exists(serial):
+            os.replace(serial, serial + ".1")
+        self._remember_links(record, made_taps)
+        argv = self.desired_argv(record)
+        cmd = list(argv)
+        if record.spec.netns:
+            cmd = [self.module.get_bin_path("ip", required=True), "netns", "exec", record.spec.netns] + cmd
+        # QEMU creates the QMP socket, pidfile and serial log: owner-only from the start.
+        old_umask = os.umask(0o077)
+        try:
+            rc, out, err = self.module.run_command(cmd, check_rc=False)
+        finally:
+            os.umask(old_umask)
+        if rc != 0:
+            for leftover in (run.pidfile, run.qmp):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover)
+            raise QemuInitError("starting VM %s failed (qemu exit status %d): %s" % (record.name, rc, (err or out).strip()),
+                                rc=rc, stderr=err, stdout=out, cmd=cmd)
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(run.qmp, 0o600)
+        digest = hashlib.sha256((record.cfg_text or "").encode("utf-8")).hexdigest()
+        atomic_write(run.launch_record, json.dumps(dict(argv=argv, cfg_sha256=digest, netns=record.spec.netns,
+                                                        started=time.time()), indent=1) + "\n", mode=0o600)
+        self.probe(record)
+        if not record.running:
+            raise QemuInitError("VM %s: qemu exited right after starting; see %s" % (record.name, serial))
+
+    def _remember_links(self, record, made_taps):
+        known = record.made_links()
+        taps = sorted(set(known.get("taps", [])) | set(made_taps))
+        atomic_write(os.path.join(record.run.dir, "links.json"),
+                     json.dumps(dict(netns=record.spec.netns, taps=taps)) + "\n", mode=0o600)
+
+    # --- stopping ------------------------------------------------------------------------
+    def stop(self, records, timeout, force):
+        """Power the running VMs off together under one timeout. Returns {name: (method, seconds)}.
+
+        ACPI system_powerdown is pressed, and pressed again every POWERDOWN_RESEND seconds; exit is
+        seen through events (pidfd readable, QMP SHUTDOWN or EOF), never by sleeping. After the
+        timeout, with force the ladder is quit -> SIGTERM -> SIGKILL; without it, QemuInitError.
+        """
+        waiters = [_Stopping(r) for r in records if r.running]
+        for w in waiters:
+            w.press()
+        _wait_exit(waiters, timeout, on_tick=lambda w, now: w.press() if now - w.last_press >= POWERDOWN_RESEND else None)
+        pending = [w for w in waiters if not w.done]
+        if pending and not force:
+            for w in waiters:
+                w.close()
+            raise StopTimeout(
+                "%s did not power off within %g s after ACPI system_powerdown (pressed %s); still running. The guest may not "
+                "handle the power button (acpid); set force: true to escalate to quit, SIGTERM and SIGKILL"
+                % (", ".join("VM %s" % w.record.name for w in pending), timeout, ", ".join(str(w.presses) for w in pending)),
+                results=dict((w.record.name, w.result()) for w in waiters))
+        for method, action, wait in (("quit", _Stopping.quit, QUIT_WAIT),
+                                     ("sigterm", lambda w: w.signal(signal.SIGTERM), SIGTERM_WAIT),
+                                     ("sigkill", lambda w: w.signal(signal.SIGKILL), SIGKILL_WAIT)):
+            if not pending:
+                break
+            for w in pending:
+                w.method = method
+                action(w)
+            _wait_exit(pending, wait)
+            pending = [w for w in pending if not w.done]
+        for w in waiters:
+            w.close()
+            if w.done:
+                self._after_exit(w.record)
+        if pending:
+            raise QemuInitError("VM %s survived SIGKILL (pid %s)" % (", ".join(w.record.name for w in pending),
+                                                                       ", ".join(str(w.record.pid) for w in pending)))
+        return dict((w.record.name, w.result()) for w in waiters)
+
+    def _after_exit(self, record):
+        for path in (record.run.pidfile, record.run.qmp, record.run.launch_record):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        record.running, record.pid, record.status = False, None, None
+
+    # --- removing ------------------------------------------------------------------------
+    def remove(self, record):
+        """Remove what the collection made for a stopped VM: taps, run dir, cfg file, registry entry."""
+        links = record.made_links()
+        if links.get("taps"):
+            self._remove_links(links.get("netns"), links["taps"])
+        shutil.rmtree(record.run.dir, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(cfg_path(self.config_dir, record.name))
+        if record.entry is not None:
+            with self.registry.locked() as state:
+                if state.remove(record.name):
+                    self.registry.save(state)
+
+    def exists(self, record):
+        return bool(record.spec is not None or record.entry is not None or os.path.isdir(record.run.dir))
+
+
+class StopTimeout(QemuInitError):
+    def __init__(self, msg, results):
+        super().__init__(msg)
+        self.results = results
+
+
+class _Stopping:
+    """One VM being stopped: its QMP session, pidfd, presses and outcome."""
+
+    def __init__(self, record):
+        self.record = record
+        self.pid = record.pid
+        self.t0 = time.monotonic()
+        self.last_press = self.t0
+        self.presses = 0
+        self.method = "acpi"
+        self.done = False
+        self.seconds = None
+        self.shutdown_seen = False
+        self.pidfd = _pidfd(self.pid)
+        try:
+            self.qmp = QmpClient(record.run.qmp, timeout=QMP_TIMEOUT)
+        except (QmpConnectError, QmpClosed, QmpTimeout):
+            self.qmp = None  # it may be exiting right now; the pidfd or /proc will tell
+
+    def press(self):
+        self.last_press = time.monotonic()
+        if self._command("system_powerdown"):
+            self.presses += 1
+
+    def quit(self):
+        if self.qmp is None or self.qmp.closed:
+            with contextlib.suppress(QmpConnectError, QmpClosed, QmpTimeout):
+                self.qmp = QmpClient(self.record.run.qmp, timeout=QMP_TIMEOUT)
+        self._command("quit")
+
+    def _command(self, name):
+        if self.qmp is None or self.qmp.closed:
+            return False
+        try:
+            self.qmp.command(name)
+            return True
+        except (QmpClosed, QmpTimeout):
+            return False
+
+    def signal(self, signum):
+        # Only the process that is still this VM's QEMU (same pidfile on its command line) is signalled.
+        if is_live_qemu(self.pid) and self.record.run.pidfile in proc_cmdline(self.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+
+    def fds(self):
+        fds = []
+        if self.pidfd is not None:
+            fds.append(self.pidfd)
+        if self.qmp is not None and not self.qmp.closed:
+            fds.append(self.qmp.fileno())
+        return fds
+
+    def on_readable(self, fd):
+        if self.qmp is not None and fd == self.qmp.fileno():
+            events = self.qmp.read_available()
+            if any(e.get("event") == "SHUTDOWN" for e in events):
+                self.shutdown_seen = True
+
+    def check_exit(self):
+        """Has the process exited? A pidfd says so exactly; without one, /proc (a zombie counts)."""
+        if self.done:
+            return True
+        if self.pidfd is not None:
+            exited = bool(select.select([self.pidfd], [], [], 0)[0])
+        else:
+            exited = proc_state(self.pid) in (None, "Z", "X", "x")
+        if exited:
+            self.done = True
+            self.seconds = round(time.monotonic() - self.t0, 3)
+        return exited
+
+    def needs_polling(self):
+        return self.pidfd is None
+
+    def result(self):
+        return (self.method, self.seconds) if self.done else (None, None)
+
+    def close(self):
+        if self.qmp is not None:
+            self.qmp.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+def _wait_exit(waiters, timeout, on_tick=None):
+    """Wait until every waiter's process exited or timeout passed; events, not sleeps."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = [w for w in waiters if not w.check_exit()]
+        now = time.monotonic()
+        if not pending or now >= deadline:
+            return
+        if on_tick is not None:
+            for w in pending:
+                on_tick(w, now)
+        wait = deadline - now
+        if on_tick is not None:
+            wait = min(wait, min(w.last_press + POWERDOWN_RESEND for w in pending) - now)
+        if any(w.needs_polling() for w in pending):
+            wait = min(wait, PROC_POLL)
+        owners = {}
+        for w in pending:
+            for fd in w.fds():
+                owners[fd] = w
+        if not owners:
+            # Nothing to watch (no pidfd, QMP gone): /proc is all there is.
+            wait = min(wait, PROC_POLL)
+        readable = select.select(list(owners), [], [], max(wait, 0))[0]
+        for fd in readable:
+            owner = owners[fd]
+            if fd != owner.pidfd:
+                owner.on_readable(fd)

@@ -1,0 +1,113 @@
+#!/usr/bin/python
+# Copyright (c) qemu_init.qemu contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: monitor
+short_description: Send a monitor (HMP) or QMP command to a running QEMU VM
+version_added: 0.1.0
+description:
+  - The Ansible counterpart of qemu-init's C(qemu-cmd), through the VM's QMP unix socket.
+  - Read-only commands (HMP C(info ...), QMP C(query-*)) report C(changed=false) and also run in check mode; every
+    other command reports C(changed=true) and is not sent in check mode.
+author:
+  - qemu_init.qemu maintainers (@qemu-init)
+extends_documentation_fragment:
+  - qemu_init.qemu._common
+  - qemu_init.qemu._common.attributes
+attributes:
+  check_mode:
+    support: partial
+    details: Only read-only commands are sent in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details: Commands that change the VM report a change every time.
+options:
+  name:
+    description: The VM's name (long or short). It must be running.
+    type: str
+    required: true
+  command:
+    description: A human monitor (HMP) command line, for example V(info status).
+    type: str
+  qmp:
+    description: A QMP command name, for example V(query-status).
+    type: str
+  arguments:
+    description: Arguments of the O(qmp) command.
+    type: dict
+seealso:
+  - module: qemu_init.qemu.vm_info
+"""
+
+EXAMPLES = r"""
+- name: Ask the human monitor
+  qemu_init.qemu.monitor:
+    name: web1
+    command: info status
+  register: status
+
+- name: Eject a CD through QMP
+  qemu_init.qemu.monitor:
+    name: web1
+    qmp: eject
+    arguments:
+      id: ide1-cd0
+"""
+
+RETURN = r"""
+name:
+  description: The VM's long name.
+  returned: always
+  type: str
+  sample: web1
+output:
+  description: The HMP command's output.
+  returned: when O(command) was given and sent
+  type: str
+  sample: "VM status: running\r\n"
+return:
+  description: The QMP command's return value.
+  returned: when O(qmp) was given and sent
+  type: raw
+  sample: {"status": "running", "running": true}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import (
+    QemuInitError,
+    common_argument_spec,
+    fail_from_error,
+)
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_states import monitor
+
+
+def main():
+    argument_spec = common_argument_spec()
+    argument_spec.update(
+        name=dict(type="str", required=True),
+        command=dict(type="str"),
+        qmp=dict(type="str"),
+        arguments=dict(type="dict"),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        mutually_exclusive=[("command", "qmp"), ("command", "arguments")],
+        required_one_of=[("command", "qmp")],
+    )
+    try:
+        result = monitor(module)
+    except QemuInitError as err:
+        fail_from_error(module, err)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

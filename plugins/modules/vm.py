@@ -1,0 +1,229 @@
+#!/usr/bin/python
+# Copyright (c) qemu_init.qemu contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vm
+short_description: Start, stop, restart and remove QEMU VMs described by qemu-init cfg files
+version_added: 0.1.0
+description:
+  - Brings one or many VMs to a state in one call. The VMs are described by their cfg files
+    (see M(qemu_init.qemu.vm_config)).
+  - A VM is running when the pid in its pidfile is a live, non-zombie C(qemu-system-*) process started with that
+    pidfile, and it answers QMP C(query-name) with the VM's name. A stale pidfile, or one naming a reused pid, does
+    not count, and the process it names is never touched.
+  - Starting creates the bridges and tap devices the VM's tap NICs need (in the VM's network namespace, if it has
+    one) and launches QEMU with C(-nodefaults -no-reboot -daemonize), a QMP unix socket (mode 0600), an explicit
+    C(mac=) for every NIC and an explicit C(format=) for every disk. VMs with listening socket/stream NICs are
+    launched before the others. A failed launch reports QEMU's error and leaves no tap, pidfile or registry entry.
+  - Stopping presses the ACPI power button (QMP C(system_powerdown)) and presses it again every 2 seconds, because a
+    press before the guest's ACPI handler is up is lost. Exit is noticed by events (pidfd, QMP C(SHUTDOWN), socket
+    EOF), not by sleeping. All VMs of a call stop in parallel under one O(shutdown_timeout). After the timeout, with
+    O(force=true) the ladder is QMP C(quit), then SIGTERM, then SIGKILL; without it the task fails and the VMs keep
+    running.
+author:
+  - qemu_init.qemu maintainers (@qemu-init)
+extends_documentation_fragment:
+  - qemu_init.qemu._common
+  - qemu_init.qemu._common.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Predicts starts and stops (C(changed)) without doing them.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+options:
+  name:
+    description:
+      - A VM's name (long or short), or a list of names. All VMs of a list are converged in one call.
+    type: raw
+    required: true
+  state:
+    description:
+      - V(present) only checks that the VM has a cfg file; it reports O(restart_required) and changes nothing.
+      - V(started) starts stopped VMs. A running VM whose cfg gives other QEMU arguments than it was launched with is
+        reported with C(restart_required=true) and left alone, unless O(restart_on_change=true).
+      - V(stopped) powers running VMs down gracefully.
+      - V(restarted) stops running VMs and starts them again (always a change).
+      - V(absent) stops the VM, then removes the taps the collection made for it, its run directory, its cfg file and
+        its registry entry. Bridges stay.
+    type: str
+    choices: [present, started, stopped, restarted, absent]
+    default: started
+  shutdown_timeout:
+    description: Seconds to wait for the guests to power off after the first ACPI power-button press.
+    type: int
+    default: 120
+  force:
+    description:
+      - When guests do not power off within O(shutdown_timeout), escalate to QMP C(quit), then SIGTERM, then SIGKILL
+        (each waiting a few seconds for the process to exit). Without it the task fails and the VMs keep running.
+    type: bool
+    default: false
+  restart_on_change:
+    description: With O(state=started), gracefully restart a running VM whose cfg changed since it was launched.
+    type: bool
+    default: false
+  qemu_binary:
+    description: QEMU binary (name or path) to launch.
+    type: str
+    default: qemu-system-x86_64
+seealso:
+  - module: qemu_init.qemu.vm_config
+  - module: qemu_init.qemu.vm_info
+"""
+
+EXAMPLES = r"""
+- name: Start two VMs in one call
+  qemu_init.qemu.vm:
+    name: [web1, web2]
+    state: started
+
+- name: Power a VM down gracefully, force it after 60 seconds
+  qemu_init.qemu.vm:
+    name: web1
+    state: stopped
+    shutdown_timeout: 60
+    force: true
+  register: stop
+
+- name: Show how it stopped
+  ansible.builtin.debug:
+    msg: "{{ stop.name }} stopped by {{ stop.stop_method }} in {{ stop.stop_seconds }} s"
+
+- name: Apply a changed cfg by restarting
+  qemu_init.qemu.vm:
+    name: web1
+    state: started
+    restart_on_change: true
+
+- name: Remove a VM completely
+  qemu_init.qemu.vm:
+    name: web1
+    state: absent
+    force: true
+"""
+
+RETURN = r"""
+vms:
+  description: One entry per VM, in the order of O(name).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The VM's long name.
+      type: str
+      sample: web1
+    running:
+      description: Whether the VM runs after the task (in check mode, the current state).
+      type: bool
+      sample: true
+    pid:
+      description: QEMU's pid, when running.
+      type: int
+      sample: 4242
+    changed:
+      description: Whether this VM was (or in check mode would be) started, stopped or removed.
+      type: bool
+      sample: true
+    stop_method:
+      description:
+        - How the VM was stopped; V(none) when it was not running; null when no stop was asked for or in check mode.
+      type: str
+      sample: acpi
+    stop_seconds:
+      description: Seconds from the first power-button press to QEMU's exit.
+      type: float
+      sample: 0.21
+    start_seconds:
+      description: Seconds the launch took (QEMU daemonizes once it is set up).
+      type: float
+      sample: 0.08
+    restart_required:
+      description: The VM runs with other QEMU arguments than its cfg gives now.
+      type: bool
+      sample: false
+  sample:
+    - name: web1
+      running: false
+      pid: null
+      changed: true
+      stop_method: acpi
+      stop_seconds: 0.21
+      start_seconds: null
+      restart_required: false
+name:
+  description: With a single VM, its name (the keys of RV(vms) are also at the top level then).
+  returned: when O(name) names one VM
+  type: str
+  sample: web1
+running:
+  description: With a single VM, see RV(vms[].running).
+  returned: when O(name) names one VM
+  type: bool
+  sample: true
+pid:
+  description: With a single VM, see RV(vms[].pid).
+  returned: when O(name) names one VM
+  type: int
+  sample: 4242
+stop_method:
+  description: With a single VM, see RV(vms[].stop_method).
+  returned: when O(name) names one VM
+  type: str
+  sample: acpi
+stop_seconds:
+  description: With a single VM, see RV(vms[].stop_seconds).
+  returned: when O(name) names one VM
+  type: float
+  sample: 0.21
+start_seconds:
+  description: With a single VM, see RV(vms[].start_seconds).
+  returned: when O(name) names one VM
+  type: float
+  sample: 0.08
+restart_required:
+  description: With a single VM, see RV(vms[].restart_required).
+  returned: when O(name) names one VM
+  type: bool
+  sample: false
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import (
+    QemuInitError,
+    common_argument_spec,
+    fail_from_error,
+)
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_states import converge
+
+
+def main():
+    argument_spec = common_argument_spec()
+    argument_spec.update(
+        name=dict(type="raw", required=True),
+        state=dict(type="str", default="started", choices=["present", "started", "stopped", "restarted", "absent"]),
+        shutdown_timeout=dict(type="int", default=120),
+        force=dict(type="bool", default=False),
+        restart_on_change=dict(type="bool", default=False),
+        qemu_binary=dict(type="str", default="qemu-system-x86_64"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if module.params["shutdown_timeout"] < 0:
+        module.fail_json(msg="shutdown_timeout: must be 0 or more seconds")
+    try:
+        result = converge(module)
+    except QemuInitError as err:
+        fail_from_error(module, err)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

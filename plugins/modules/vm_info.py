@@ -1,0 +1,141 @@
+#!/usr/bin/python
+# Copyright (c) qemu_init.qemu contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vm_info
+short_description: Facts about QEMU VMs managed by qemu_init.qemu
+version_added: 0.1.0
+description:
+  - Reports for one, several or all VMs whether they run (pidfile, process identity and QMP C(query-name)), their
+    QMP run state, slot and ports, NICs with MACs and taps, serial log, cfg path and whether a restart is required.
+  - Changes nothing.
+author:
+  - qemu_init.qemu maintainers (@qemu-init)
+extends_documentation_fragment:
+  - qemu_init.qemu._common
+  - qemu_init.qemu._common.attributes
+  - qemu_init.qemu._common.info_module
+options:
+  name:
+    description:
+      - A VM's name (long or short) or a list of names. Default is every VM in the registry or with a cfg file.
+    type: raw
+  qemu_binary:
+    description: QEMU binary, used to compute the launch arguments that RV(vms[].restart_required) compares.
+    type: str
+    default: qemu-system-x86_64
+seealso:
+  - module: qemu_init.qemu.vm
+"""
+
+EXAMPLES = r"""
+- name: Facts of every VM
+  qemu_init.qemu.vm_info:
+  register: all_vms
+
+- name: Names of the running ones
+  ansible.builtin.debug:
+    msg: "{{ all_vms.vms | selectattr('running') | map(attribute='name') | list }}"
+"""
+
+RETURN = r"""
+vms:
+  description: One entry per VM.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Long name.
+      type: str
+      sample: web1
+    short_name:
+      description: Short name in the registry (null when not registered yet).
+      type: str
+      sample: web1
+    running:
+      description: Whether the VM runs.
+      type: bool
+      sample: true
+    pid:
+      description: QEMU's pid when running.
+      type: int
+      sample: 4242
+    status:
+      description: QMP run state (C(running), C(paused), ...) when running.
+      type: str
+      sample: running
+    slot:
+      description: Registry slot.
+      type: int
+      sample: 0
+    monitor_port:
+      description: Monitor port (base + slot).
+      type: int
+      sample: 30320
+    control_port:
+      description: Control port (monitor port + 100).
+      type: int
+      sample: 30420
+    vnc_display:
+      description: VNC display number.
+      type: int
+      sample: 0
+    vnc_port:
+      description: VNC TCP port.
+      type: int
+      sample: 5900
+    nics:
+      description: NICs as in M(qemu_init.qemu.vm_config)'s RV(qemu_init.qemu.vm_config#module:nics).
+      type: list
+      elements: dict
+      sample: [{"index": 1, "netdev": "net0", "model": "e1000", "backend": "tap", "mac": "DE:AD:BE:EF:CF:CE",
+                "mac_source": "derived", "tap": "web1-n1", "bridge": "br0"}]
+    serial_log:
+      description: File the serial console is written to.
+      type: str
+      sample: /run/qemu-init/web1/serial.log
+    cfg_path:
+      description: The cfg file (null when it is missing).
+      type: str
+      sample: /etc/qemu/vms/web1-qemu.cfg
+    netns:
+      description: Network namespace of the VM.
+      type: str
+      sample: null
+    restart_required:
+      description: The VM runs with other QEMU arguments than its cfg gives now.
+      type: bool
+      sample: false
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import (
+    QemuInitError,
+    common_argument_spec,
+    fail_from_error,
+)
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_states import info
+
+
+def main():
+    argument_spec = common_argument_spec()
+    argument_spec.update(
+        name=dict(type="raw"),
+        qemu_binary=dict(type="str", default="qemu-system-x86_64"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    try:
+        result = info(module)
+    except QemuInitError as err:
+        fail_from_error(module, err)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
