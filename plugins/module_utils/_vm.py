@@ -377,8 +377,8 @@ class VmManager:
             if w.done:
                 self._after_exit(w.record)
         if pending:
-            raise QemuInitError("VM %s survived SIGKILL (pid %s)" % (", ".join(w.record.name for w in pending),
-                                                                       ", ".join(str(w.record.pid) for w in pending)))
+            survivors = ", ".join("%s (pid %s)" % (w.record.name, w.pid) for w in pending)
+            raise QemuInitError("VM %s survived SIGKILL" % survivors)
         return dict((w.record.name, w.result()) for w in waiters)
 
     def _after_exit(self, record):

@@ -110,9 +110,10 @@ def info(module):
                     netns=r.spec.netns if r.spec else None,
                     nics=describe_nics(r.spec, r.short_name) if r.spec and r.short_name else [],
                     restart_required=manager.restart_required(r))
-        ports = ports_info(base, r.entry.slot) if r.entry else dict(slot=None, monitor_port=None, control_port=None,
-                                                                     vnc_display=None, vnc_port=None)
-        item.update(ports)
+        if r.entry:
+            item.update(ports_info(base, r.entry.slot))
+        else:
+            item.update(slot=None, monitor_port=None, control_port=None, vnc_display=None, vnc_port=None)
         vms.append(item)
     return dict(changed=False, vms=vms)
 

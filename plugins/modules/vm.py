@@ -45,7 +45,7 @@ options:
     required: true
   state:
     description:
-      - V(present) only checks that the VM has a cfg file; it reports O(restart_required) and changes nothing.
+      - V(present) only checks that the VM has a cfg file; it reports RV(vms[].restart_required) and changes nothing.
       - V(started) starts stopped VMs. A running VM whose cfg gives other QEMU arguments than it was launched with is
         reported with C(restart_required=true) and left alone, unless O(restart_on_change=true).
       - V(stopped) powers running VMs down gracefully.
