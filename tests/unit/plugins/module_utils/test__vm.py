@@ -1,0 +1,140 @@
+# Copyright (c) qemu_init.qemu contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Process identity and the stop ladder against real QEMU processes (no guest: -machine none).
+
+A QEMU without a machine has no ACPI, so system_powerdown never stops it: exactly the
+"guest that ignores the power button" case, in a second instead of a boot.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
+from ansible_collections.qemu_init.qemu.plugins.module_utils._process import proc_state
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import StopTimeout, VmManager, VmRecord
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_states import is_read_only, name_list
+
+QEMU = shutil.which("qemu-system-x86_64")
+needs_qemu = pytest.mark.skipif(QEMU is None, reason="needs qemu-system-x86_64")
+
+
+def manager(tmp_path):
+    args = dict(config_dir=str(tmp_path / "etc"), run_dir=str(tmp_path / "run"))
+    with patch_module_args(args):
+        module = basic.AnsibleModule(argument_spec=dict(config_dir=dict(type="path"), run_dir=dict(type="path")))
+    return VmManager(module)
+
+
+def launch(run, name):
+    """Start an idle daemonized QEMU the way the vm module does (pidfile + QMP in run dir)."""
+    os.makedirs(run.dir, exist_ok=True)
+    subprocess.run([QEMU, "-name", name, "-machine", "none", "-nodefaults", "-display", "none", "-S", "-daemonize",
+                    "-pidfile", run.pidfile, "-qmp", "unix:%s,server=on,wait=off" % run.qmp], check=True)
+    with open(run.pidfile) as handle:
+        return int(handle.read())
+
+
+def gone(pid):
+    return proc_state(pid) in (None, "Z")
+
+
+@pytest.fixture
+def qemus():
+    pids = []
+    yield pids
+    for pid in pids:  # only the processes this test started
+        if not gone(pid):
+            os.kill(pid, 9)
+
+
+@needs_qemu
+def test_probe_identifies_a_running_vm_and_only_it(tmp_path, qemus):
+    mgr = manager(tmp_path)
+    run = RunPaths(mgr.run_dir, "vm1")
+    qemus.append(launch(run, "vm1"))
+    record = mgr.probe(VmRecord("vm1", None, None, None, run))
+    assert record.running and record.pid == qemus[0] and record.status == "prelaunch"
+    # the same process seen from another VM's record (its pidfile copied there) is not that VM
+    other = RunPaths(mgr.run_dir, "vm2")
+    os.makedirs(other.dir)
+    shutil.copy(run.pidfile, other.pidfile)
+    assert not mgr.probe(VmRecord("vm2", None, None, None, other)).running
+
+
+def test_stale_pidfile_naming_a_live_non_qemu_process(tmp_path):
+    mgr = manager(tmp_path)
+    run = RunPaths(mgr.run_dir, "vm1")
+    os.makedirs(run.dir)
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        with open(run.pidfile, "w") as handle:
+            handle.write("%d\n" % sleeper.pid)
+        assert not mgr.probe(VmRecord("vm1", None, None, None, run)).running
+        assert sleeper.poll() is None  # untouched
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@needs_qemu
+def test_stop_without_force_fails_and_leaves_it_running(tmp_path, qemus):
+    mgr = manager(tmp_path)
+    run = RunPaths(mgr.run_dir, "vm1")
+    qemus.append(launch(run, "vm1"))
+    record = mgr.probe(VmRecord("vm1", None, None, None, run))
+    t0 = time.monotonic()
+    with pytest.raises(StopTimeout) as exc:
+        mgr.stop([record], timeout=2.5, force=False)
+    elapsed = time.monotonic() - t0
+    assert 2.5 <= elapsed < 4.0
+    assert "VM vm1 did not power off within 2.5 s" in exc.value.msg and "force: true" in exc.value.msg
+    assert "(pressed 2)" in exc.value.msg  # at 0 s and again at 2 s
+    assert exc.value.results == {"vm1": (None, None)}
+    assert mgr.probe(record).running
+
+
+@needs_qemu
+def test_stop_with_force_escalates_to_quit_for_all_at_once(tmp_path, qemus):
+    mgr = manager(tmp_path)
+    records = []
+    for name in ("vm1", "vm2", "vm3"):
+        run = RunPaths(mgr.run_dir, name)
+        qemus.append(launch(run, name))
+        records.append(mgr.probe(VmRecord(name, None, None, None, run)))
+    t0 = time.monotonic()
+    results = mgr.stop(records, timeout=1, force=True)
+    elapsed = time.monotonic() - t0
+    assert set(results) == {"vm1", "vm2", "vm3"}
+    assert all(method == "quit" for method, dummy in results.values())
+    assert all(gone(pid) for pid in qemus)
+    assert elapsed < 3.0  # one shared timeout, not one per VM
+    assert not any(os.path.exists(r.run.pidfile) or os.path.exists(r.run.qmp) for r in records)
+    assert not any(r.running for r in records)
+
+
+@pytest.mark.parametrize("value, names", [("web1", ["web1"]), (["a", "b"], ["a", "b"])])
+def test_name_list(value, names):
+    assert name_list(value) == names
+
+
+@pytest.mark.parametrize("value", [None, "", [], [1], {"a": 1}, ["a", ""]])
+def test_name_list_rejects(value):
+    with pytest.raises(ParameterError):
+        name_list(value)
+
+
+@pytest.mark.parametrize("command, qmp, read_only", [
+    ("info status", None, True), ("  info  block", None, True), ("system_powerdown", None, False),
+    (None, "query-status", True), (None, "stop", False), ("", None, False),
+])
+def test_is_read_only(command, qmp, read_only):
+    assert is_read_only(command, qmp) is read_only
