@@ -31,7 +31,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._process import (
     proc_state,
     read_pidfile,
 )
-from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, resolve_accel
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, kvm_usable, resolve_accel
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import (
     QmpClient,
     QmpClosed,
@@ -111,6 +111,8 @@ class VmManager:
         self.run_dir = self.params["run_dir"]
         self.registry = Registry(self.config_dir)
         self._binary = None
+        self._base = None
+        self._kvm = None
 
     # --- reading -------------------------------------------------------------------------
     def all_names(self):
@@ -128,6 +130,7 @@ class VmManager:
     def load(self, names, need_cfg=True):
         """VmRecords for names (long or short), each probed; one registry read for all."""
         state = self.registry.read()
+        self._base = state.base
         records, seen = [], set()
         for given in names:
             entry = state.resolve(given)
@@ -181,13 +184,19 @@ class VmManager:
             self._binary = self.module.get_bin_path(self.params.get("qemu_binary") or "qemu-system-x86_64", required=True)
         return self._binary
 
-    def desired_argv(self, record, entry=None):
-        entry = entry or record.entry
-        base = self.registry.read().base
+    def desired_argv(self, record):
+        entry = record.entry
+        if self._base is None:
+            self._base = self.registry.read().base
         return build_argv(
-            record.spec, self.binary(), record.run, ports_info(base, entry.slot), entry.short_name,
-            resolve_accel(record.spec.accel), ipv6_loopback=os.path.exists("/proc/sys/net/ipv6"),
+            record.spec, self.binary(), record.run, ports_info(self._base, entry.slot), entry.short_name,
+            resolve_accel(record.spec.accel, self._kvm_usable), ipv6_loopback=os.path.exists("/proc/sys/net/ipv6"),
         )
+
+    def _kvm_usable(self):
+        if self._kvm is None:
+            self._kvm = kvm_usable()
+        return self._kvm
 
     def restart_required(self, record):
         """True when a running VM was launched with other arguments than its cfg gives now."""
