@@ -42,3 +42,16 @@ def common_argument_spec():
 def fail_from_error(module, err):
     """Report a QemuInitError through fail_json, with its details."""
     module.fail_json(msg=err.msg, **err.details)
+
+
+def run_module(module, action):
+    """Exit with action(module)'s result dict; our typed errors become fail_json.
+
+    Anything else is a bug and keeps its traceback.
+    """
+    try:
+        result = action(module)
+    except QemuInitError as err:
+        fail_from_error(module, err)
+        return
+    module.exit_json(**result)

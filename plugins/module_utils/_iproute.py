@@ -483,3 +483,13 @@ def _plan_tap_in_place(current, bridge, mtu, up):
         new_up = after["up"] = up
     line = _set_line(name, master=master, mtu=new_mtu, up=new_up)
     return Plan(name, "tap", [line] if line else [], current, after)
+
+
+def converge_link(module, ip, plan, key):
+    """Apply a link plan unless in check mode; the module result with `key` (bridge/tap) and diff."""
+    if plan.changed and not module.check_mode:
+        ip.apply(plan.lines)
+    result = {"changed": plan.changed, key: plan.after}
+    if module._diff:
+        result["diff"] = plan.diff
+    return result

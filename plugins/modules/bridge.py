@@ -144,12 +144,8 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils._common import (
-    QemuInitError,
-    common_argument_spec,
-    fail_from_error,
-)
-from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand, check_mtu, plan_bridge
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import common_argument_spec, run_module
+from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand, check_mtu, converge_link, plan_bridge
 from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import check_ifname, check_netns
 
 
@@ -165,25 +161,17 @@ def main():
         netns=dict(type="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
-    try:
-        name = check_ifname(params["name"], "name")
-        netns = check_netns(params["netns"])
-        mtu = check_mtu(params["mtu"])
-        ip = IpCommand(module, netns)
-        plan = plan_bridge(
-            ip.links(), name, state=params["state"], stp=params["stp"], mtu=mtu, up=params["up"], force=params["force"]
-        )
-        if plan.changed and not module.check_mode:
-            ip.apply(plan.lines)
-    except QemuInitError as err:
-        fail_from_error(module, err)
-        return
-    result = dict(changed=plan.changed, bridge=plan.after)
-    if module._diff:
-        result["diff"] = plan.diff
-    module.exit_json(**result)
+    run_module(module, converge)
 
+
+def converge(module):
+    params = module.params
+    name = check_ifname(params["name"], "name")
+    netns = check_netns(params["netns"])
+    mtu = check_mtu(params["mtu"])
+    ip = IpCommand(module, netns)
+    plan = plan_bridge(ip.links(), name, state=params["state"], stp=params["stp"], mtu=mtu, up=params["up"], force=params["force"])
+    return converge_link(module, ip, plan, "bridge")
 
 if __name__ == "__main__":
     main()

@@ -80,11 +80,7 @@ return:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils._common import (
-    QemuInitError,
-    common_argument_spec,
-    fail_from_error,
-)
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import common_argument_spec, run_module
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_states import monitor
 
 
@@ -102,11 +98,7 @@ def main():
         mutually_exclusive=[("command", "qmp"), ("command", "arguments")],
         required_one_of=[("command", "qmp")],
     )
-    try:
-        result = monitor(module)
-    except QemuInitError as err:
-        fail_from_error(module, err)
-    module.exit_json(**result)
+    run_module(module, monitor)
 
 
 if __name__ == "__main__":

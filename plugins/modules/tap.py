@@ -203,14 +203,11 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils._common import (
-    QemuInitError,
-    common_argument_spec,
-    fail_from_error,
-)
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import common_argument_spec, run_module
 from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import (
     IpCommand,
     check_mtu,
+    converge_link,
     plan_tap,
     resolve_group,
     resolve_user,
@@ -233,30 +230,25 @@ def main():
         netns=dict(type="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    run_module(module, converge)
+
+
+def converge(module):
     params = module.params
-    try:
-        name = check_ifname(params["name"], "name")
-        bridge = params["bridge"]
-        if bridge:
-            check_ifname(bridge, "bridge")
-        netns = check_netns(params["netns"])
-        mtu = check_mtu(params["mtu"])
-        owner = resolve_user(params["owner"], "owner")
-        group = resolve_group(params["group"], "group")
-        ip = IpCommand(module, netns)
-        plan = plan_tap(
-            ip.links(), name, state=params["state"], bridge=bridge, owner=owner, group=group,
-            multi_queue=params["multi_queue"], mtu=mtu, up=params["up"], force=params["force"],
-        )
-        if plan.changed and not module.check_mode:
-            ip.apply(plan.lines)
-    except QemuInitError as err:
-        fail_from_error(module, err)
-        return
-    result = dict(changed=plan.changed, tap=plan.after)
-    if module._diff:
-        result["diff"] = plan.diff
-    module.exit_json(**result)
+    name = check_ifname(params["name"], "name")
+    bridge = params["bridge"]
+    if bridge:
+        check_ifname(bridge, "bridge")
+    netns = check_netns(params["netns"])
+    mtu = check_mtu(params["mtu"])
+    owner = resolve_user(params["owner"], "owner")
+    group = resolve_group(params["group"], "group")
+    ip = IpCommand(module, netns)
+    plan = plan_tap(
+        ip.links(), name, state=params["state"], bridge=bridge, owner=owner, group=group,
+        multi_queue=params["multi_queue"], mtu=mtu, up=params["up"], force=params["force"],
+    )
+    return converge_link(module, ip, plan, "tap")
 
 
 if __name__ == "__main__":

@@ -197,11 +197,7 @@ restart_required:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils._common import (
-    QemuInitError,
-    common_argument_spec,
-    fail_from_error,
-)
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import common_argument_spec, run_module
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_states import converge
 
 
@@ -218,11 +214,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if module.params["shutdown_timeout"] < 0:
         module.fail_json(msg="shutdown_timeout: must be 0 or more seconds")
-    try:
-        result = converge(module)
-    except QemuInitError as err:
-        fail_from_error(module, err)
-    module.exit_json(**result)
+    run_module(module, converge)
 
 
 if __name__ == "__main__":

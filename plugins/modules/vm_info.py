@@ -115,11 +115,7 @@ vms:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils._common import (
-    QemuInitError,
-    common_argument_spec,
-    fail_from_error,
-)
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import common_argument_spec, run_module
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_states import info
 
 
@@ -130,11 +126,7 @@ def main():
         qemu_binary=dict(type="str", default="qemu-system-x86_64"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        result = info(module)
-    except QemuInitError as err:
-        fail_from_error(module, err)
-    module.exit_json(**result)
+    run_module(module, info)
 
 
 if __name__ == "__main__":
