@@ -173,5 +173,6 @@ def converge(module):
     plan = plan_bridge(ip.links(), name, state=params["state"], stp=params["stp"], mtu=mtu, up=params["up"], force=params["force"])
     return converge_link(module, ip, plan, "bridge")
 
+
 if __name__ == "__main__":
     main()
