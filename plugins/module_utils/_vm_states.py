@@ -105,7 +105,7 @@ def info(module):
     base = manager.registry.read().base if records else None
     vms = []
     for r in records:
-        item = dict(name=r.name, short_name=r.short_name, running=r.running, pid=r.pid, status=r.status,
+        item = dict(name=r.name, exists=manager.exists(r), short_name=r.short_name, running=r.running, pid=r.pid, status=r.status,
                     cfg_path=cfg_path(manager.config_dir, r.name) if r.spec else None, serial_log=r.serial_log,
                     netns=r.spec.netns if r.spec else None,
                     nics=describe_nics(r.spec, r.short_name) if r.spec and r.short_name else [],

@@ -53,6 +53,12 @@ vms:
       description: Long name.
       type: str
       sample: web1
+    exists:
+      description:
+        - Whether the VM has a cfg file, a registry entry or a run directory. An unknown name is reported with
+          V(false) rather than failing, so a play can test for it.
+      type: bool
+      sample: true
     short_name:
       description: Short name in the registry (null when not registered yet).
       type: str
