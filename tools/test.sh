@@ -115,6 +115,9 @@ run_integration() {
         return 0
     fi
     qi_log "integration targets: ${targets[*]}"
+    # ansible-test passes only its own environment to the targets; this file (extra vars) tells
+    # setup_guest where the work tree and its guest cache are.
+    printf 'qi_repo: %s\n' "$QI_REPO" >tests/integration/integration_config.yml
     run ansible-test integration "${opts[@]}" "${extra[@]}"
 }
 
