@@ -124,6 +124,11 @@ def build_argv(spec, binary, run_paths, ports, short_name, accel, ipv6_loopback=
     for i, nic in enumerate(spec.nics, start=1):
         argv += ["-netdev", netdev_arg(nic, i, spec.nic_tap(i, short_name))]
         argv += ["-device", "%s,netdev=net%d,mac=%s" % (nic.model, i - 1, spec.nic_mac(i))]
+    for hub in spec.hubs:
+        # The uplink: a tap netdev with no guest device, plugged into the hub by a hubport.
+        uplink = "hub%dup" % hub.id
+        argv += ["-netdev", "tap,id=%s,ifname=%s,script=no,downscript=no" % (uplink, esc(spec.hub_tap(hub, short_name)))]
+        argv += ["-netdev", "hubport,id=hub%dport,hubid=%d,netdev=%s" % (hub.id, hub.id, uplink)]
     argv += ["-serial", "file:%s" % (spec.serial_log or run_paths.serial_log)]
     if spec.vnc:
         host = spec.vnc_listen

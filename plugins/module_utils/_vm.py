@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -50,6 +51,9 @@ POWERDOWN_RESEND = 2.0
 QUIT_WAIT = 10.0
 SIGTERM_WAIT = 10.0
 SIGKILL_WAIT = 5.0
+# How long a connect NIC may take to reach its listener, and how often we look.
+CONNECT_WAIT = 2.0
+CONNECT_POLL = 0.1
 # Without a pidfd (Python < 3.9 or kernel < 5.3), exit is noticed by polling /proc this often.
 PROC_POLL = 0.05
 
@@ -90,6 +94,21 @@ def _read_json(path):
         return None
     except (OSError, ValueError) as exc:
         raise QemuInitError("reading %s failed: %s" % (path, exc))
+
+
+def netdev_connected(info_network, index, backend):
+    """From HMP `info network`: is netdev net<index> (a socket/stream client) connected?
+
+    QEMU 7.2 shows a connected socket client as 'socket: connect to H:P' and a connected stream
+    client as 'tcp:H:P' or 'unix:PATH'; a failed one as an empty description or 'connection error'.
+    """
+    match = re.search(r"^[ \t\\]*net%d: index=\d+,type=(\w+),(.*)$" % index, info_network, re.MULTILINE)
+    if not match:
+        return False
+    rest = match.group(2).strip()
+    if backend == "socket":
+        return rest.startswith("socket: connect to")
+    return rest.startswith(("tcp:", "unix:"))
 
 
 def _pidfd(pid):
@@ -270,16 +289,14 @@ class VmManager:
             by_netns.setdefault(record.spec.netns, []).append(record)
         for netns, group in by_netns.items():
             ip = IpCommand(self.module, netns)
+            self._check_mcast_routes(ip, group)
             links = ip.links()
             lines = []
             if netns and not links.get("lo", {}).get("up"):
                 # Loopback listeners (socket NICs, the TCP monitor) need lo up in a fresh namespace.
                 lines.append(["link", "set", "dev", "lo", "up"])
             for record in group:
-                for i, nic in enumerate(record.spec.nics, start=1):
-                    if nic.backend != "tap":
-                        continue
-                    bridge, tap = record.spec.nic_bridge(i), record.spec.nic_tap(i, record.short_name)
+                for tap, bridge in record.spec.taps(record.short_name):
                     if bridge not in links:
                         plan = plan_bridge(links, bridge, stp=False)
                         lines += plan.lines
@@ -293,6 +310,23 @@ class VmManager:
             if lines:
                 ip.apply(lines)
         return made
+
+    def _check_mcast_routes(self, ip, records):
+        """An mcast NIC without localaddr needs a route to its group, or QEMU exits with 'No such device'."""
+        for record in records:
+            for i, nic in enumerate(record.spec.nics, start=1):
+                if nic.backend != "mcast" or nic.localaddr:
+                    continue
+                group = nic.mcast.rsplit(":", 1)[0].strip("[]")
+                try:
+                    ip.run(["route", "get", group])
+                except QemuInitError:
+                    where = "network namespace %s" % ip.netns if ip.netns else "the host's network namespace"
+                    raise QemuInitError(
+                        "VM %s nics[%d] (mcast %s): %s has no route to the multicast group %s, so QEMU could not join "
+                        "it ('No such device'); set nics[%d].localaddr (127.0.0.1 for a bus between VMs on this host) "
+                        "or add a multicast route (ip route add 224.0.0.0/4 dev IFACE)"
+                        % (record.name, i - 1, nic.mcast, where, group, i - 1))
 
     def _remove_links(self, netns, taps):
         if not taps:
@@ -343,6 +377,32 @@ class VmManager:
         self.probe(record)
         if not record.running:
             raise QemuInitError("VM %s: qemu exited right after starting; see %s" % (record.name, serial))
+        dead = self._dead_connections(record)
+        if dead:
+            # QEMU 7.2 keeps running with a connect NIC that found no listener, and never retries:
+            # a silently dead network. Take it down again and say which NIC.
+            self.stop([record], 0, True)
+            raise QemuInitError("VM %s: %s; start the listening VM first (in one vm call listeners start first), "
+                                "then this one" % (record.name, "; ".join(dead)))
+
+    def _dead_connections(self, record):
+        """Descriptions of the socket/stream connect NICs QEMU could not connect."""
+        connects = [(i, nic) for i, nic in enumerate(record.spec.nics, start=1)
+                    if nic.backend in ("socket", "stream") and nic.connect]
+        if not connects:
+            return []
+        # No QMP event reports the socket backend's outcome; it is settled for a loopback peer by the
+        # time -daemonize returns, a remote one may take a moment: look again for up to CONNECT_WAIT.
+        deadline = time.monotonic() + CONNECT_WAIT
+        with QmpClient(record.run.qmp, timeout=QMP_TIMEOUT) as qmp:
+            while True:
+                text = qmp.hmp("info network")
+                dead = ["nics[%d] (%s connect %s) is not connected: nothing accepted the connection"
+                        % (i - 1, nic.backend, nic.connect)
+                        for i, nic in connects if not netdev_connected(text, i - 1, nic.backend)]
+                if not dead or time.monotonic() >= deadline:
+                    return dead
+                qmp.wait_event("NETDEV_STREAM_CONNECTED", CONNECT_POLL)
 
     def _remember_links(self, record, made_taps):
         known = record.made_links()

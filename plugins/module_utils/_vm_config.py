@@ -20,7 +20,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from
 
 SPEC_PARAMS = (
     "name", "os", "memory", "cpus", "machine", "accel", "disks", "cdroms", "kernel", "initrd", "append", "nics",
-    "bridge", "netns", "vnc", "vnc_listen", "monitor_tcp", "serial_log", "extra_args",
+    "hubs", "bridge", "netns", "vnc", "vnc_listen", "monitor_tcp", "serial_log", "extra_args",
 )
 
 
@@ -104,7 +104,8 @@ class VmConfig:
         if changed and not self.check_mode:
             self._write(reg, path, before, after, entry)
         result = dict(changed=changed, name=spec.name, short_name=entry.short_name, path=path,
-                      nics=describe_nics(spec, entry.short_name), macs=spec.macs(), cfg=dict(spec.cfg_items()))
+                      nics=describe_nics(spec, entry.short_name), macs=spec.macs(), cfg=dict(spec.cfg_items()),
+                      hubs=[dict(id=h.id, tap=spec.hub_tap(h, entry.short_name), bridge=spec.hub_bridge(h)) for h in spec.hubs])
         result.update(ports_info(reg.base, entry.slot))
         if self.module._diff:
             result["diff"] = [

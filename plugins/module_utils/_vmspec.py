@@ -58,7 +58,8 @@ NIC_OPTIONAL_FIELDS = ("bridge", "tap", "listen", "connect", "mcast", "localaddr
 _MANAGED_KEY_RE = re.compile(
     r"^(NAME|OS|MEMORY|CPUS|MACHINE|ACCEL|KERNEL|INITRD|APPEND|BRIDGE_IFNAME|NETNS|VNC|VNC_LISTEN|MONITOR_TCP"
     r"|SERIAL_LOG|EXTRA_ARGS|CDR\d+|DSK\d+(_(FORMAT|INTERFACE|READONLY))?"
-    r"|NIC\d+(_(BACKEND|BRIDGE|TAP|LISTEN|CONNECT|MCAST|LOCALADDR|HUB|MAC|HOSTFWD))?)$"
+    r"|NIC\d+(_(BACKEND|BRIDGE|TAP|LISTEN|CONNECT|MCAST|LOCALADDR|HUB|MAC|HOSTFWD))?"
+    r"|HUB\d+(_(BRIDGE|TAP))?)$"
 )
 
 # Options the launcher owns; passing them through extra_args would break identity, stop or
@@ -124,6 +125,14 @@ class NicSpec:
 
 
 @dataclass
+class HubSpec:
+    """A tap uplink joining QEMU hub `id` (the old -net "VLAN") to a bridge."""
+    id: int
+    bridge: Optional[str] = None
+    tap: Optional[str] = None
+
+
+@dataclass
 class VmSpec:
     name: str
     os: str = DEFAULT_OS
@@ -137,6 +146,7 @@ class VmSpec:
     initrd: Optional[str] = None
     append: Optional[str] = None
     nics: List[NicSpec] = field(default_factory=list)
+    hubs: List[HubSpec] = field(default_factory=list)
     bridge: str = DEFAULT_BRIDGE
     netns: Optional[str] = None
     vnc: bool = False
@@ -165,8 +175,21 @@ class VmSpec:
             return None
         return nic.tap or "%s-n%d" % (short_name, index)
 
+    def hub_bridge(self, hub):
+        return hub.bridge or self.bridge
+
+    def hub_tap(self, hub, short_name):
+        """The tap device name of a hub uplink: explicit, else <short_name>-h<id>."""
+        return hub.tap or "%s-h%d" % (short_name, hub.id)
+
+    def taps(self, short_name):
+        """[(tap, bridge)] of every tap this VM needs: tap NICs, then hub uplinks."""
+        taps = [(self.nic_tap(i, short_name), self.nic_bridge(i))
+                for i, nic in enumerate(self.nics, start=1) if nic.backend == "tap"]
+        return taps + [(self.hub_tap(hub, short_name), self.hub_bridge(hub)) for hub in self.hubs]
+
     def uses_bridge(self):
-        return any(nic.backend == "tap" for nic in self.nics)
+        return any(nic.backend == "tap" for nic in self.nics) or bool(self.hubs)
 
     # --- rendering -----------------------------------------------------------------------
     def cfg_items(self):
@@ -205,6 +228,12 @@ class VmSpec:
                 items.append(("NIC%d_HOSTFWD" % i, " ".join(nic.hostfwd)))
             if nic.mac:
                 items.append(("NIC%d_MAC" % i, nic.mac))
+        for i, hub in enumerate(self.hubs, start=1):
+            items.append(("HUB%d" % i, str(hub.id)))
+            if hub.bridge is not None:
+                items.append(("HUB%d_BRIDGE" % i, hub.bridge))
+            if hub.tap is not None:
+                items.append(("HUB%d_TAP" % i, hub.tap))
         # qemu-init's docs put BRIDGE_IFNAME at the bottom of the NIC section.
         if self.uses_bridge() or self.bridge != DEFAULT_BRIDGE:
             items.append(("BRIDGE_IFNAME", self.bridge))
@@ -275,6 +304,9 @@ class _ParamNames:
     def nic(self, i, fname):
         return "nics[%d].%s" % (i - 1, fname)
 
+    def hub(self, i, fname):
+        return "hubs[%d].%s" % (i - 1, fname)
+
 
 class _CfgNames:
     """Names fields the way a cfg file spells them, prefixed with the file."""
@@ -300,6 +332,9 @@ class _CfgNames:
 
     def nic(self, i, fname):
         return "%s: NIC%d%s" % (self.source, i, "" if fname == "model" else "_" + fname.upper())
+
+    def hub(self, i, fname):
+        return "%s: HUB%d%s" % (self.source, i, "" if fname == "id" else "_" + fname.upper())
 
 
 def from_params(params, check_files=True):
@@ -356,6 +391,8 @@ def from_cfg(cfg, source="<cfg>", check_files=False):
         nic["hub"] = _to_int(nic["hub"], names.nic(i, "hub"))
         nic["hostfwd"] = (nic["hostfwd"] or "").split()
         params["nics"].append(nic)
+    params["hubs"] = [dict(id=_to_int(hub_id, names.hub(i, "id")), bridge=opt("HUB%d_BRIDGE" % i), tap=opt("HUB%d_TAP" % i))
+                      for i, hub_id in enumerate(numbered(d, "HUB"), start=1)]
     return _build(params, names, check_files)
 
 
@@ -478,6 +515,8 @@ def _build(p, names, check_files):
                 raise ParameterError(names.nic(i, "tap"), "%s is already used by NIC%d of this VM" % (nic.tap, taps[nic.tap]))
             taps[nic.tap] = i
 
+    _build_hubs(spec, p.get("hubs") or [], names)
+
     spec.vnc = bool(p.get("vnc"))
     vnc_listen = p.get("vnc_listen") or DEFAULT_VNC_LISTEN
     try:
@@ -492,12 +531,7 @@ def _build(p, names, check_files):
     extra = [str(a) for a in (p.get("extra_args") or [])]
     for arg in extra:
         if arg in ("-net", "--net"):
-            raise ParameterError(
-                names.top("extra_args"),
-                "the legacy -net option is not supported; describe the NIC in nics instead "
-                "(e.g. -net nic,model=e1000 -net tap becomes nics: [{model: e1000, backend: tap}]; "
-                "a -net 'VLAN' becomes backend: hubport with hub: N)",
-            )
+            raise ParameterError(names.top("extra_args"), legacy_net_message(extra))
         flag = arg.split("=", 1)[0]
         if flag in _RESERVED_ARGS:
             raise ParameterError(names.top("extra_args"), "%s is managed by this collection: %s" % (flag, _RESERVED_ARGS[flag]))
@@ -569,6 +603,74 @@ def _build_nic(n, i, names):
     if n.get("mac"):
         nic.mac = normalize_mac(n["mac"], names.nic(i, "mac"))
     return nic
+
+
+def _build_hubs(spec, hubs, names):
+    seen = {}
+    used = set(nic.hub for nic in spec.nics if nic.backend == "hubport")
+    for i, h in enumerate(hubs, start=1):
+        hub_id = h.get("id")
+        if isinstance(hub_id, bool) or not isinstance(hub_id, int) or not 0 <= hub_id <= 65535:
+            raise ParameterError(names.hub(i, "id"), "%r is not a hub number 0 .. 65535" % (hub_id,))
+        if hub_id in seen:
+            raise ParameterError(names.hub(i, "id"), "hub %d already has an uplink (hubs[%d])" % (hub_id, seen[hub_id] - 1))
+        if hub_id not in used:
+            raise ParameterError(names.hub(i, "id"), "no NIC is on hub %d (add a NIC with backend: hubport, hub: %d)" % (hub_id, hub_id))
+        seen[hub_id] = i
+        hub = HubSpec(id=hub_id, bridge=h.get("bridge") or None, tap=h.get("tap") or None)
+        if hub.bridge is not None:
+            check_ifname(hub.bridge, names.hub(i, "bridge"))
+        if hub.tap is not None:
+            check_ifname(hub.tap, names.hub(i, "tap"))
+            if any(nic.tap == hub.tap for nic in spec.nics):
+                raise ParameterError(names.hub(i, "tap"), "%s is already the tap of a NIC of this VM" % hub.tap)
+        spec.hubs.append(hub)
+
+
+_LEGACY_BACKEND_FIELDS = {
+    # -net TYPE option -> nics[] field
+    "tap": {"ifname": "tap"},
+    "socket": {"listen": "listen", "connect": "connect", "mcast": "mcast", "localaddr": "localaddr"},
+    "user": {"hostfwd": "hostfwd"},
+}
+
+
+def legacy_net_message(args):
+    """The refusal of -net in extra_args, with the nics: entries that do the same."""
+    nics, backends = {}, {}
+    for i, arg in enumerate(args):
+        if arg not in ("-net", "--net") or i + 1 >= len(args):
+            continue
+        kind, _sep, rest = args[i + 1].partition(",")
+        opts = dict(o.partition("=")[::2] for o in rest.split(",") if o)
+        vlan = opts.get("vlan", "0")
+        if kind == "nic":
+            nic = {"model": opts.get("model", DEFAULT_NIC_MODEL)}
+            if opts.get("macaddr"):
+                nic["mac"] = opts["macaddr"]
+            nics.setdefault(vlan, []).append(nic)
+        elif kind in _LEGACY_BACKEND_FIELDS or kind in ("none",):
+            backends.setdefault(vlan, []).append((kind, opts))
+    entries = []
+    for vlan, vlan_nics in sorted(nics.items()):
+        vlan_backends = backends.get(vlan, [])
+        if len(vlan_nics) == 1 and len(vlan_backends) <= 1:
+            nic = dict(vlan_nics[0])
+            if vlan_backends:
+                kind, opts = vlan_backends[0]
+                backend = "mcast" if kind == "socket" and "mcast" in opts else kind
+                nic["backend"] = backend
+                for opt, fname in _LEGACY_BACKEND_FIELDS.get(kind, {}).items():
+                    if opts.get(opt):
+                        nic[fname] = [opts[opt]] if fname == "hostfwd" else opts[opt]
+            entries.append(nic)
+        else:
+            # Several devices on one -net VLAN: a QEMU hub.
+            entries += [dict(nic, backend="hubport", hub=int(vlan) if vlan.isdigit() else 0) for nic in vlan_nics]
+    hint = ", ".join("{%s}" % ", ".join("%s: %s" % (k, v) for k, v in entry.items()) for entry in entries)
+    return ("the legacy -net option is not supported; describe the NICs in nics instead%s "
+            "(a -net 'VLAN' shared by several devices becomes backend: hubport with hub: N, and a tap on it "
+            "a hubs: [{id: N, bridge: BRIDGE}] uplink)" % ((": nics: [%s]" % hint) if entries else ""))
 
 
 def load_cfg_file(path, check_files=False):

@@ -154,7 +154,7 @@ options:
         description: Local address a V(mcast) NIC sends from.
         type: str
       hub:
-        description: Hub number of a V(hubport) NIC.
+        description: Hub number of a V(hubport) NIC. Give the hub a way out with O(hubs).
         type: int
       hostfwd:
         description:
@@ -166,8 +166,28 @@ options:
         description:
           - Explicit MAC address (6 octets, unicast, not all-zero). Default derived from O(name), O(os) and the NIC number.
         type: str
+  hubs:
+    description:
+      - Uplinks of QEMU hubs (the old C(-net) "VLAN"s). For each, a tap device on a bridge is plugged into hub
+        O(hubs[].id), so the guest NICs on that hub (O(nics[].backend=hubport)) reach the bridge.
+      - Written as C(HUBx), C(HUBx_BRIDGE), C(HUBx_TAP).
+    type: list
+    elements: dict
+    default: []
+    version_added: 0.1.0
+    suboptions:
+      id:
+        description: The hub number; at least one NIC must be on it.
+        type: int
+        required: true
+      bridge:
+        description: Bridge of the uplink tap. Default is O(bridge).
+        type: str
+      tap:
+        description: Name of the uplink tap. Default C(<short_name>-h<id>).
+        type: str
   bridge:
-    description: Default bridge of V(tap) NICs (qemu-init's C(BRIDGE_IFNAME)).
+    description: Default bridge of V(tap) NICs and hub uplinks (qemu-init's C(BRIDGE_IFNAME)).
     type: str
     default: br0
   netns:
@@ -347,6 +367,12 @@ nics:
       mac_source: derived
       tap: web1-n1
       bridge: br0
+hubs:
+  description: Each hub uplink as it resolves.
+  returned: when O(state=present)
+  type: list
+  elements: dict
+  sample: [{"id": 0, "tap": "web1-h0", "bridge": "br0"}]
 cfg:
   description: The keys this module manages in the cfg file, as written.
   returned: when O(state=present)
@@ -393,6 +419,11 @@ def main():
             hub=dict(type="int"),
             hostfwd=dict(type="list", elements="str"),
             mac=dict(type="str"),
+        )),
+        hubs=dict(type="list", elements="dict", default=[], options=dict(
+            id=dict(type="int", required=True),
+            bridge=dict(type="str"),
+            tap=dict(type="str"),
         )),
         bridge=dict(type="str", default="br0"),
         netns=dict(type="str"),

@@ -83,3 +83,11 @@ def test_escape_and_accel():
 def test_unknown_backend_is_an_error():
     with pytest.raises(Exception):
         netdev_arg(NicSpec(backend="wire"), 1, None)
+
+
+def test_hub_uplink_argv():
+    spec = from_params(dict(name="web1", nics=[dict(backend="hubport", hub=3)], hubs=[dict(id=3, bridge="br1")]), check_files=False)
+    argv = build_argv(spec, "qemu", RUN, ports_info(30320, 0), "web1", "tcg")
+    joined = " ".join(argv)
+    assert "-netdev hubport,id=net0,hubid=3 -device e1000,netdev=net0,mac=" in joined
+    assert "-netdev tap,id=hub3up,ifname=web1-h3,script=no,downscript=no -netdev hubport,id=hub3port,hubid=3,netdev=hub3up" in joined

@@ -20,7 +20,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
 from ansible_collections.qemu_init.qemu.plugins.module_utils._process import proc_state
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import StopTimeout, VmManager, VmRecord
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import StopTimeout, VmManager, VmRecord, netdev_connected
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_states import is_read_only, name_list
 
 QEMU = shutil.which("qemu-system-x86_64")
@@ -138,3 +138,23 @@ def test_name_list_rejects(value):
 ])
 def test_is_read_only(command, qmp, read_only):
     assert is_read_only(command, qmp) is read_only
+
+
+# `info network` texts captured from QEMU 7.2 (a NIC device in front, as the vm module launches it).
+CONNECTED_SOCKET = "e1000.0: index=0,type=nic,model=e1000,macaddr=de:ad:be:ef:00:01\r\n \\ net0: index=0,type=socket,socket: connect to 127.0.0.1:10997\r\n"
+DEAD_SOCKET = "e1000.0: index=0,type=nic,model=e1000,macaddr=de:ad:be:ef:00:01\r\n \\ net0: index=0,type=socket,\r\n"
+CONNECTED_STREAM = "net1: index=0,type=stream,tcp:127.0.0.1:10996\r\n"
+DEAD_STREAM = "net1: index=0,type=stream,connection error\r\n"
+UNIX_STREAM = "net1: index=0,type=stream,unix:/run/x.sock\r\n"
+
+
+@pytest.mark.parametrize("text, index, backend, connected", [
+    (CONNECTED_SOCKET, 0, "socket", True),
+    (DEAD_SOCKET, 0, "socket", False),
+    (CONNECTED_SOCKET, 1, "socket", False),  # no such netdev
+    (CONNECTED_STREAM, 1, "stream", True),
+    (UNIX_STREAM, 1, "stream", True),
+    (DEAD_STREAM, 1, "stream", False),
+])
+def test_netdev_connected(text, index, backend, connected):
+    assert netdev_connected(text, index, backend) is connected

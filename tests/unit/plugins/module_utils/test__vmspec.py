@@ -170,3 +170,38 @@ def test_bad_cfg_names_file_and_key(text, where):
 @pytest.mark.parametrize("path, fmt", [("/a/b.qcow2", "qcow2"), ("/a/B.QCOW2", "qcow2"), ("/a/b.img", "raw"), ("/a/b", "raw")])
 def test_default_disk_format(path, fmt):
     assert default_disk_format(path) == fmt
+
+
+def test_hub_uplinks_round_trip_and_tap_names():
+    spec = from_params(dict(name="web1", bridge="br7", nics=[dict(backend="hubport", hub=0), dict(backend="hubport", hub=0, model="rtl8139")],
+                            hubs=[dict(id=0)]), check_files=False)
+    assert spec.taps("w1") == [("w1-h0", "br7")]
+    text = spec.render_onto(None)
+    assert 'HUB1="0"' in text and 'BRIDGE_IFNAME="br7"' in text
+    assert from_cfg(CfgFile.parse(text), "x") == spec
+
+
+@pytest.mark.parametrize("hubs, param, problem", [
+    ([dict(id=1)], "hubs[0].id", "no NIC is on hub 1"),
+    ([dict(id=0), dict(id=0)], "hubs[1].id", "already has an uplink"),
+    ([dict(id=0, tap="t0")], "hubs[0].tap", "already the tap of a NIC"),
+    ([dict(id=0, bridge="b/r")], "hubs[0].bridge", "character"),
+])
+def test_bad_hubs(hubs, param, problem):
+    with pytest.raises(ParameterError) as exc:
+        from_params(dict(name="web1", nics=[dict(backend="hubport", hub=0), dict(tap="t0")], hubs=hubs), check_files=False)
+    assert exc.value.param == param and problem in exc.value.problem
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["-net", "nic,model=e1000", "-net", "tap,ifname=t0"], "nics: [{model: e1000, backend: tap, tap: t0}]"),
+    (["-net", "nic,model=rtl8139,macaddr=52:54:00:12:34:56", "-net", "user,hostfwd=tcp::2222-:22"],
+     "nics: [{model: rtl8139, mac: 52:54:00:12:34:56, backend: user, hostfwd: ['tcp::2222-:22']}]"),
+    (["-net", "nic", "-net", "socket,mcast=230.0.0.1:1234"], "nics: [{model: e1000, backend: mcast, mcast: 230.0.0.1:1234}]"),
+    (["-net", "nic,vlan=1", "-net", "nic,vlan=1,model=rtl8139", "-net", "tap,vlan=1"],
+     "nics: [{model: e1000, backend: hubport, hub: 1}, {model: rtl8139, backend: hubport, hub: 1}]"),
+])
+def test_legacy_net_is_refused_with_the_modern_equivalent(args, expected):
+    with pytest.raises(ParameterError) as exc:
+        from_params(dict(name="web1", extra_args=args), check_files=False)
+    assert exc.value.param == "extra_args" and expected in exc.value.problem
