@@ -426,6 +426,8 @@ class VmManager:
         if pending and not force:
             for w in waiters:
                 w.close()
+                if w.done:
+                    self._after_exit(w.record)
             raise StopTimeout(
                 "%s did not power off within %g s after ACPI system_powerdown (pressed %s); still running. The guest may not "
                 "handle the power button (acpid); set force: true to escalate to quit, SIGTERM and SIGKILL"
