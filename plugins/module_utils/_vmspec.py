@@ -189,7 +189,9 @@ class VmSpec:
         return taps + [(self.hub_tap(hub, short_name), self.hub_bridge(hub)) for hub in self.hubs]
 
     def uses_bridge(self):
-        return any(nic.backend == "tap" for nic in self.nics) or bool(self.hubs)
+        """Does a tap NIC or a hub uplink use the VM's own bridge (BRIDGE_IFNAME)?"""
+        return (any(nic.backend == "tap" and not nic.bridge for nic in self.nics)
+                or any(not hub.bridge for hub in self.hubs))
 
     # --- rendering -----------------------------------------------------------------------
     def cfg_items(self):
@@ -651,7 +653,7 @@ def legacy_net_message(args):
             nics.setdefault(vlan, []).append(nic)
         elif kind in _LEGACY_BACKEND_FIELDS or kind in ("none",):
             backends.setdefault(vlan, []).append((kind, opts))
-    entries = []
+    entries, uplinks = [], []
     for vlan, vlan_nics in sorted(nics.items()):
         vlan_backends = backends.get(vlan, [])
         if len(vlan_nics) == 1 and len(vlan_backends) <= 1:
@@ -665,12 +667,24 @@ def legacy_net_message(args):
                         nic[fname] = [opts[opt]] if fname == "hostfwd" else opts[opt]
             entries.append(nic)
         else:
-            # Several devices on one -net VLAN: a QEMU hub.
-            entries += [dict(nic, backend="hubport", hub=int(vlan) if vlan.isdigit() else 0) for nic in vlan_nics]
-    hint = ", ".join("{%s}" % ", ".join("%s: %s" % (k, v) for k, v in entry.items()) for entry in entries)
+            # Several devices on one -net VLAN: a QEMU hub, and a tap on it becomes the hub's uplink.
+            hub = int(vlan) if vlan.isdigit() else 0
+            entries += [dict(nic, backend="hubport", hub=hub) for nic in vlan_nics]
+            for kind, opts in vlan_backends:
+                if kind == "tap":
+                    uplinks.append(dict(id=hub, tap=opts["ifname"]) if opts.get("ifname") else dict(id=hub))
+
+    def yaml_list(items):
+        return "[%s]" % ", ".join("{%s}" % ", ".join("%s: %s" % (k, v) for k, v in item.items()) for item in items)
+
+    modern = []
+    if entries:
+        modern.append("nics: %s" % yaml_list(entries))
+    if uplinks:
+        modern.append("hubs: %s" % yaml_list(uplinks))
     return ("the legacy -net option is not supported; describe the NICs in nics instead%s "
             "(a -net 'VLAN' shared by several devices becomes backend: hubport with hub: N, and a tap on it "
-            "a hubs: [{id: N, bridge: BRIDGE}] uplink)" % ((": nics: [%s]" % hint) if entries else ""))
+            "a hubs: [{id: N, bridge: BRIDGE}] uplink)" % ((": " + "; ".join(modern)) if modern else ""))
 
 
 def load_cfg_file(path, check_files=False):

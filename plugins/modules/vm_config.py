@@ -139,13 +139,17 @@ options:
         type: str
       listen:
         description:
-          - V(socket)/V(stream) NIC that listens, C([HOST]:PORT); V(stream) also C(unix:/path).
-          - For V(dgram), the local address.
+          - V(socket)/V(stream) NIC that listens, C([HOST]:PORT); V(stream) also C(unix:/path). An empty HOST means
+            V(127.0.0.1), never every address.
+          - For V(dgram), the local address, C(HOST:PORT) or C(unix:/path).
+          - In one M(qemu_init.qemu.vm) call, VMs with listening NICs are started first.
         type: str
       connect:
         description:
           - V(socket)/V(stream) NIC that connects, C(HOST:PORT); V(stream) also C(unix:/path).
-          - For V(dgram), the remote address.
+          - For V(dgram), the remote address, C(HOST:PORT) or C(unix:/path).
+          - A V(socket)/V(stream) NIC that finds nothing listening at start is an error (QEMU would keep running
+            with a dead link).
         type: str
       mcast:
         description: Multicast group and port of a V(mcast) NIC, for example V(230.0.0.1:1234).

@@ -178,6 +178,9 @@ def test_hub_uplinks_round_trip_and_tap_names():
     assert spec.taps("w1") == [("w1-h0", "br7")]
     text = spec.render_onto(None)
     assert 'HUB1="0"' in text and 'BRIDGE_IFNAME="br7"' in text
+    own = from_params(dict(name="web1", nics=[dict(backend="hubport", hub=0), dict(bridge="br2")], hubs=[dict(id=0, bridge="br1")]),
+                      check_files=False)
+    assert "BRIDGE_IFNAME" not in own.render_onto(None)  # nothing uses the VM's own bridge
     assert from_cfg(CfgFile.parse(text), "x") == spec
 
 
@@ -199,7 +202,9 @@ def test_bad_hubs(hubs, param, problem):
      "nics: [{model: rtl8139, mac: 52:54:00:12:34:56, backend: user, hostfwd: ['tcp::2222-:22']}]"),
     (["-net", "nic", "-net", "socket,mcast=230.0.0.1:1234"], "nics: [{model: e1000, backend: mcast, mcast: 230.0.0.1:1234}]"),
     (["-net", "nic,vlan=1", "-net", "nic,vlan=1,model=rtl8139", "-net", "tap,vlan=1"],
-     "nics: [{model: e1000, backend: hubport, hub: 1}, {model: rtl8139, backend: hubport, hub: 1}]"),
+     "nics: [{model: e1000, backend: hubport, hub: 1}, {model: rtl8139, backend: hubport, hub: 1}]; hubs: [{id: 1}]"),
+    (["-net", "nic", "-net", "nic,model=rtl8139", "-net", "tap,ifname=t0"],
+     "nics: [{model: e1000, backend: hubport, hub: 0}, {model: rtl8139, backend: hubport, hub: 0}]; hubs: [{id: 0, tap: t0}]"),
 ])
 def test_legacy_net_is_refused_with_the_modern_equivalent(args, expected):
     with pytest.raises(ParameterError) as exc:
