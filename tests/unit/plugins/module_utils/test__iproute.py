@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.common.process import get_bin_path
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import (
@@ -28,29 +26,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import (
     resolve_user,
 )
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    import contextlib
-    from unittest import mock
-
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        with mock.patch.object(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()):
-            yield
-
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "iproute")
-
-
-def fixture(name):
-    with open(os.path.join(FIXTURES, name)) as f:
-        return f.read()
-
-
-try:
-    IP = get_bin_path("ip")
-except ValueError:
-    IP = None
+from ansible_collections.qemu_init.qemu.tests.unit.plugins.ip_fakes import IP, FakeRun, fixture, patch_module_args
 
 
 @pytest.fixture
@@ -323,21 +299,6 @@ def test_check_mtu_rejects(value):
 
 # ---------------------------------------------------------------------------------------------
 # IpCommand: the argv and stdin `ip` gets (run_command is the only fake)
-
-
-class FakeRun:
-    """Stands in for AnsibleModule.run_command: checks each call against the expected one, in order."""
-
-    def __init__(self, *expected):
-        self.expected = list(expected)  # (argv, data, (rc, stdout, stderr))
-
-    def __call__(self, args, check_rc=False, data=None, **kwargs):
-        assert self.expected, "unexpected command %r" % (args,)
-        argv, stdin, result = self.expected.pop(0)
-        assert args == argv
-        assert data == stdin
-        assert check_rc is False
-        return result
 
 
 @pytest.fixture

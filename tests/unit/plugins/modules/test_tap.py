@@ -4,72 +4,18 @@
 
 from __future__ import annotations
 
-import json
-import os
-from unittest import mock
-
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.common.process import get_bin_path
-
 from ansible_collections.qemu_init.qemu.plugins.modules import tap
+from ansible_collections.qemu_init.qemu.tests.unit.plugins.ip_fakes import IP, links, needs_ip, run_module
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    import contextlib
-
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        with mock.patch.object(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()):
-            yield
-
-FIXTURES = os.path.join(os.path.dirname(__file__), "..", "module_utils", "fixtures", "iproute")
-
-try:
-    IP = get_bin_path("ip")
-except ValueError:
-    pytestmark = pytest.mark.skip("iproute2's ip is not installed")
-    IP = "ip"
+pytestmark = needs_ip
 
 OK = (0, "", "")
 
 
-def fixture(name):
-    with open(os.path.join(FIXTURES, name)) as f:
-        return f.read()
-
-
-class FakeRun:
-    """Stands in for AnsibleModule.run_command: checks each call against the expected one, in order."""
-
-    def __init__(self, *expected):
-        self.expected = list(expected)  # (argv, data, (rc, stdout, stderr))
-
-    def __call__(self, args, check_rc=False, data=None, **kwargs):
-        assert self.expected, "unexpected command %r" % (args,)
-        argv, stdin, result = self.expected.pop(0)
-        assert args == argv
-        assert data == stdin
-        return result
-
-
 def run(capsys, args, *calls):
-    """Run the module; returns the result and checks every expected command ran."""
-    fake = FakeRun(*calls)
-    with patch_module_args(args), mock.patch.object(basic.AnsibleModule, "run_command", fake):
-        with pytest.raises(SystemExit) as exc:
-            tap.main()
-    result = json.loads(capsys.readouterr().out)
-    assert not fake.expected, "commands not run: %r" % (fake.expected,)
-    assert bool(exc.value.code) == bool(result.get("failed"))
-    return result
-
-
-def links(ns, name="mixed.json"):
-    argv = [IP] + (["-n", ns] if ns else []) + ["-json", "-details", "link", "show"]
-    return (argv, None, (0, fixture(name), ""))
+    return run_module(tap.main, capsys, args, *calls)
 
 
 def tap_settings(**kwargs):
