@@ -130,13 +130,22 @@ class VmManager:
         self.run_dir = self.params["run_dir"]
         self.registry = Registry(self.config_dir)
         self._binary = None
-        self._base = None
+        self._registry_state = None
         self._kvm = None
 
     # --- reading -------------------------------------------------------------------------
+    def registry_snapshot(self):
+        """The registry as read once per module run, for names and the base port.
+
+        Changes are always made on a fresh read under the lock (Registry.locked), never on this.
+        """
+        if self._registry_state is None:
+            self._registry_state = self.registry.read()
+        return self._registry_state
+
     def all_names(self):
         """Every VM known here: registered ones and those with a cfg file."""
-        names = [e.name for e in sorted(self.registry.read().entries(), key=lambda e: e.slot)]
+        names = [e.name for e in sorted(self.registry_snapshot().entries(), key=lambda e: e.slot)]
         try:
             files = sorted(os.listdir(vms_dir(self.config_dir)))
         except FileNotFoundError:
@@ -148,8 +157,7 @@ class VmManager:
 
     def load(self, names, need_cfg=True):
         """VmRecords for names (long or short), each probed; one registry read for all."""
-        state = self.registry.read()
-        self._base = state.base
+        state = self.registry_snapshot()
         records, seen = [], set()
         for given in names:
             entry = state.resolve(given)
@@ -205,10 +213,8 @@ class VmManager:
 
     def desired_argv(self, record):
         entry = record.entry
-        if self._base is None:
-            self._base = self.registry.read().base
         return build_argv(
-            record.spec, self.binary(), record.run, ports_info(self._base, entry.slot), entry.short_name,
+            record.spec, self.binary(), record.run, ports_info(self.registry_snapshot().base, entry.slot), entry.short_name,
             resolve_accel(record.spec.accel, self._kvm_usable), ipv6_loopback=os.path.exists("/proc/sys/net/ipv6"),
         )
 

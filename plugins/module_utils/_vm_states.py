@@ -102,7 +102,7 @@ def info(module):
     manager = VmManager(module)
     names = name_list(module.params.get("name"), required=False) or manager.all_names()
     records = manager.load(names, need_cfg=False)
-    base = manager.registry.read().base if records else None
+    base = manager.registry_snapshot().base
     vms = []
     for r in records:
         item = dict(name=r.name, exists=manager.exists(r), short_name=r.short_name, running=r.running, pid=r.pid, status=r.status,

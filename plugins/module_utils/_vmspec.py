@@ -284,10 +284,6 @@ def default_disk_format(path):
     return "qcow2" if path.lower().endswith(".qcow2") else "raw"
 
 
-def unmanaged_items(cfg):
-    return [(k, v) for k, v in cfg.items() if not is_managed_key(k)]
-
-
 # --- building a spec -------------------------------------------------------------------------
 
 
