@@ -23,6 +23,9 @@ APT_PACKAGES=(
 )
 # Append what later steps need (one package per line keeps merges easy).
 APT_PACKAGES+=(
+    debootstrap
+    e2fsprogs
+    openssh-client
 )
 if [[ -n "${QI_EXTRA_APT_PACKAGES:-}" ]]; then
     read -r -a _qi_extra <<<"$QI_EXTRA_APT_PACKAGES"
