@@ -1,12 +1,15 @@
 # Copyright (c) qemu_init.qemu contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""vm_config: one VM's cfg file and registry entry, present or absent."""
+"""vm_config: VMs' cfg files and registry entries, present or absent; one VM or a batch under one lock."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import UnsupportedError
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CfgFile
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
@@ -54,32 +57,145 @@ def _registry_line(entry):
     return "" if entry is None else "%s %s %d %s\n" % (entry.short_name, entry.name, entry.slot, ",".join(entry.macs))
 
 
+@contextlib.contextmanager
+def _item_errors(prefix, label):
+    """Name a batch item in errors: `vms[2].nics[0].mcast: ...` for a parameter, `vms[2] (web1): ...` otherwise."""
+    if not prefix:
+        yield
+        return
+    try:
+        yield
+    except ParameterError as exc:
+        raise ParameterError(prefix + exc.param, exc.problem)
+    except QemuInitError as exc:
+        raise QemuInitError("%s (%s): %s" % (prefix.rstrip("."), label, exc.msg), **exc.details)
+
+
+class _Change:
+    """What one VM's cfg file and registry entry are (`before`, `entry_now`) and become (`after`, `entry`).
+
+    `after` None means the cfg file is removed, `entry` None that the registry entry is.
+    """
+
+    def __init__(self, name, path, before, after, entry_now, entry, result):
+        self.name = name
+        self.path = path
+        self.before = before
+        self.after = after
+        self.entry_now = entry_now
+        self.entry = entry
+        self.result = result
+
+    @property
+    def file_changed(self):
+        return self.before != self.after
+
+    @property
+    def changed(self):
+        return self.file_changed or self.entry != self.entry_now
+
+    def diffs(self, registry_path):
+        return [
+            dict(before_header=self.path, after_header=self.path, before=self.before or "", after=self.after or ""),
+            dict(before_header=registry_path, after_header=registry_path,
+                 before=_registry_line(self.entry_now), after=_registry_line(self.entry)),
+        ]
+
+    def apply(self):
+        if self.after is not None:
+            atomic_write(self.path, self.after, mode=0o644)
+            return
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise QemuInitError("removing %s failed: %s" % (self.path, exc.strerror))
+
+    def undo(self):
+        if self.before is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        else:
+            atomic_write(self.path, self.before, mode=0o644)
+
+
 class VmConfig:
-    def __init__(self, module):
+    """Converge one VM (the module's top-level options) or many (`vms`), under one registry lock.
+
+    Every item is validated before the registry is touched; then all are planned against one in-memory
+    registry (so a batch gets distinct slots and sees MAC clashes between its own VMs); then the cfg files are
+    written and the registry saved once. If a write fails, the cfg files already written are put back.
+    """
+
+    def __init__(self, module, per_vm_spec=None):
         self.module = module
         self.params = module.params
         self.config_dir = self.params["config_dir"]
         self.run_dir = self.params["run_dir"]
         self.registry = Registry(self.config_dir)
         self.check_mode = module.check_mode
+        self.per_vm_spec = per_vm_spec or {}
+        self._devices = None
 
     def run(self):
-        # Everything that can be checked without the registry is checked before we touch anything.
-        check_vm_name(self.params["name"], "name")
-        if self.params.get("short_name"):
-            check_short_name(self.params["short_name"])
-        if self.params["state"] == "absent":
-            return self._with_registry(self._absent)
-        spec = self._spec(self.params["name"])
-        binary = self.module.get_bin_path(self.params["qemu_binary"], required=False)
-        if binary and spec.nics:
-            QemuDevices(self.module, binary).check_nic_models(spec, lambda i: "nics[%d].model" % (i - 1))
-        return self._with_registry(lambda reg: self._present(reg, spec))
+        if self.params.get("vms") is None:
+            change = self._converge([("", self.params)])[0]
+            result = dict(change.result, changed=change.changed)
+            if self.module._diff:
+                result["diff"] = change.diffs(self.registry.path)
+            return result
+        changes = self._converge(self._batch_items())
+        result = dict(changed=any(c.changed for c in changes), vms=[dict(c.result, changed=c.changed) for c in changes])
+        if self.module._diff:
+            result["diff"] = [d for c in changes if c.changed for d in c.diffs(self.registry.path)]
+        return result
 
-    def _spec(self, name):
-        params = dict((k, self.params.get(k)) for k in SPEC_PARAMS)
-        params["name"] = name
-        return from_params(params, check_files=True)
+    def _batch_items(self):
+        for key, option in self.per_vm_spec.items():
+            if key != "name" and self.params.get(key) != option.get("default", [] if option.get("type") == "list" else None):
+                raise ParameterError(key, "set it in each item of vms (with vms, the per-VM options at the top level are not used)")
+        items = []
+        for i, raw in enumerate(self.params["vms"]):
+            prefix = "vms[%d]." % i
+            if not isinstance(raw, dict):
+                raise ParameterError("vms[%d]" % i, "must be a dict of per-VM options, got %s" % type(raw).__name__)
+            checked = ArgumentSpecValidator(self.per_vm_spec).validate(raw)
+            if checked.error_messages:
+                raise ParameterError("vms[%d]" % i, "; ".join(
+                    ("unsupported parameter %s" % err.msg) if isinstance(err, UnsupportedError) else err.msg
+                    for err in checked.errors))
+            items.append((prefix, checked.validated_parameters))
+        return items
+
+    def _converge(self, items):
+        # Everything that can be checked without the registry is checked before we touch anything.
+        prepared = []
+        for prefix, params in items:
+            with _item_errors(prefix, params.get("name")):
+                check_vm_name(params["name"], "name")
+                if params.get("short_name"):
+                    check_short_name(params["short_name"])
+                spec = None
+                if params["state"] == "present":
+                    spec = self._spec(params, params["name"])
+                    self._check_nic_models(spec)
+            prepared.append((prefix, params, spec))
+        return self._with_registry(lambda reg: self._plan_and_apply(reg, prepared))
+
+    def _spec(self, params, name):
+        values = dict((k, params.get(k)) for k in SPEC_PARAMS)
+        values["name"] = name
+        return from_params(values, check_files=True)
+
+    def _check_nic_models(self, spec):
+        if not spec.nics:
+            return
+        if self._devices is None:
+            binary = self.module.get_bin_path(self.params["qemu_binary"], required=False)
+            self._devices = QemuDevices(self.module, binary) if binary else False
+        if self._devices:
+            self._devices.check_nic_models(spec, lambda i: "nics[%d].model" % (i - 1))
 
     def _with_registry(self, action):
         if self.check_mode:
@@ -87,73 +203,84 @@ class VmConfig:
         with self.registry.locked() as reg:
             return action(reg)
 
-    def _present(self, reg, spec):
+    def _plan_and_apply(self, reg, prepared):
+        listening = []  # the host's listening ports, read once, and only when a new VM needs a slot
+        changes = []
+        seen = {}
+        for prefix, params, spec in prepared:
+            with _item_errors(prefix, params["name"]):
+                if spec is None:
+                    change = self._plan_absent(reg, params)
+                else:
+                    change = self._plan_present(reg, params, spec, listening)
+                if change.name in seen:
+                    alias = "" if params["name"] == change.name else " (%s is its short name)" % params["name"]
+                    raise ParameterError("name", "VM %s is already listed in %s%s" % (change.name, seen[change.name], alias))
+            seen[change.name] = prefix.rstrip(".")
+            changes.append(change)
+        if not self.check_mode and any(c.changed for c in changes):
+            self._apply(reg, changes)
+        return changes
+
+    def _plan_present(self, reg, params, spec, listening):
         entry_now = reg.resolve(spec.name)
         if entry_now is not None and entry_now.name != spec.name:
             # `name` was a short name: work on the VM it stands for.
-            spec = self._spec(entry_now.name)
+            spec = self._spec(params, entry_now.name)
         else:
             entry_now = reg.get(spec.name)
+        if entry_now is None and not listening:
+            listening.append(frozenset(listening_tcp_ports()))
         path = cfg_path(self.config_dir, spec.name)
         before = _read_text(path)
         existing = CfgFile.parse(before, path) if before is not None else None  # a damaged file stops us here
         after = spec.render_onto(existing)
-        entry = reg.plan_register(spec.name, self.params.get("short_name"), spec.macs(),
-                                  listening=listening_tcp_ports() if entry_now is None else ())
-        changed = before != after or entry != entry_now
-        if changed and not self.check_mode:
-            self._write(reg, path, before, after, entry)
-        result = dict(changed=changed, name=spec.name, short_name=entry.short_name, path=path,
+        entry = reg.plan_register(spec.name, params.get("short_name"), spec.macs(),
+                                  listening=listening[0] if entry_now is None else ())
+        reg.put(entry)  # the next VM of a batch sees this one's slot, short name and MACs
+        result = dict(name=spec.name, short_name=entry.short_name, path=path,
                       nics=describe_nics(spec, entry.short_name), macs=spec.macs(), cfg=dict(spec.cfg_items()),
                       hubs=[dict(id=h.id, tap=spec.hub_tap(h, entry.short_name), bridge=spec.hub_bridge(h)) for h in spec.hubs])
         result.update(ports_info(reg.base, entry.slot))
-        if self.module._diff:
-            result["diff"] = [
-                dict(before_header=path, after_header=path, before=before or "", after=after),
-                dict(before_header=reg.path, after_header=reg.path, before=_registry_line(entry_now), after=_registry_line(entry)),
-            ]
-        return result
+        return _Change(spec.name, path, before, after, entry_now, entry, result)
 
-    def _write(self, reg, path, before, after, entry):
-        os.makedirs(vms_dir(self.config_dir), mode=0o755, exist_ok=True)
-        if before != after:
-            atomic_write(path, after, mode=0o644)
-        reg.put(entry)
-        try:
-            self.registry.save(reg)
-        except QemuInitError as exc:
-            # Put the cfg file back as it was, so cfg and registry never disagree.
-            with contextlib.suppress(OSError, QemuInitError):
-                if before is None:
-                    os.unlink(path)
-                elif before != after:
-                    atomic_write(path, before, mode=0o644)
-            raise QemuInitError("registering %s failed, cfg file restored: %s" % (entry.name, exc.msg))
-
-    def _absent(self, reg):
-        entry = reg.resolve(self.params["name"])
-        name = entry.name if entry else self.params["name"]
+    def _plan_absent(self, reg, params):
+        entry = reg.resolve(params["name"])
+        name = entry.name if entry else params["name"]
         path = cfg_path(self.config_dir, name)
         before = _read_text(path)
         pid = read_pidfile(RunPaths(self.run_dir, name).pidfile)
         if (before is not None or entry) and is_live_qemu(pid):
             raise ParameterError("state", "VM %s is running (pid %d); stop and remove it with qemu_init.qemu.vm state=absent" % (name, pid))
-        changed = before is not None or entry is not None
-        if changed and not self.check_mode:
-            if before is not None:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:
-                    raise QemuInitError("removing %s failed: %s" % (path, exc.strerror))
-            if entry is not None:
-                reg.remove(name)
+        if entry is not None:
+            reg.remove(name)
+        return _Change(name, path, before, None, entry, None, dict(name=name, path=path))
+
+    def _apply(self, reg, changes):
+        if any(c.after is not None and c.file_changed for c in changes):
+            try:
+                os.makedirs(vms_dir(self.config_dir), mode=0o755, exist_ok=True)
+            except OSError as exc:
+                raise QemuInitError("creating %s failed: %s" % (vms_dir(self.config_dir), exc.strerror or exc))
+        done = []
+        try:
+            for change in changes:
+                if change.file_changed:
+                    change.apply()
+                    done.append(change)
+            if any(c.entry != c.entry_now for c in changes):
                 self.registry.save(reg)
-        result = dict(changed=changed, name=name, path=path)
-        if self.module._diff:
-            result["diff"] = [
-                dict(before_header=path, after_header=path, before=before or "", after=""),
-                dict(before_header=reg.path, after_header=reg.path, before=_registry_line(entry), after=""),
-            ]
-        return result
+        except QemuInitError as exc:
+            if not done:
+                raise
+            # Put the cfg files back as they were, so cfg files and registry never disagree.
+            not_restored = []
+            for change in reversed(done):
+                try:
+                    change.undo()
+                except (OSError, QemuInitError):
+                    not_restored.append(change.path)
+            what = "cfg file%s of %s" % ("s" if len(done) > 1 else "", ", ".join(c.name for c in done))
+            if not_restored:
+                raise QemuInitError("%s; restoring the %s failed for %s" % (exc.msg, what, ", ".join(not_restored)), **exc.details)
+            raise QemuInitError("%s; the %s restored, nothing changed" % (exc.msg, what), **exc.details)

@@ -36,8 +36,21 @@ options:
     description:
       - The VM's name (its long name), or the short name of a VM already in the registry.
       - 1-64 characters of letters, digits, C(.), C(_) and C(-), starting with a letter or digit.
+      - Exactly one of O(name) and O(vms) is required.
     type: str
-    required: true
+  vms:
+    description:
+      - Many VMs in one call (the batch form), instead of O(name) and the per-VM options at the top level.
+      - Each item is a dict of the per-VM options of this module, O(name) required in each, O(state) per item;
+        that is every option except O(vms), O(config_dir), O(run_dir) and O(qemu_binary). Per-VM options at the
+        top level must be left at their defaults.
+      - All items are validated before anything is changed, and planned under one registry lock, so the VMs of
+        one call get distinct slots and a MAC used twice among them is an error naming both. The cfg files are
+        written and the registry saved once; if a write fails, the cfg files already written are put back.
+      - Errors name the item, for example C(vms[2].nics[0].mcast).
+    type: list
+    elements: dict
+    version_added: 0.1.0
   state:
     description:
       - V(present) writes the cfg file and registers the VM.
@@ -263,6 +276,18 @@ EXAMPLES = r"""
     - {name: left, listen: "127.0.0.1:10001"}
     - {name: right, connect: "127.0.0.1:10001"}
 
+- name: Many VMs in one call (one registry lock, one write of the registry)
+  qemu_init.qemu.vm_config:
+    vms:
+      - name: node1
+        memory: 512
+        nics: [{bridge: br0}]
+      - name: node2
+        memory: 512
+        nics: [{bridge: br0}]
+      - name: retired-node
+        state: absent
+
 - name: Set the directories for every module of the collection at once
   module_defaults:
     group/qemu_init.qemu.all:
@@ -276,9 +301,23 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+vms:
+  description:
+    - With O(vms), one result per item, in order, each with the keys documented here for a single VM and
+      C(changed).
+  returned: when O(vms) is given
+  type: list
+  elements: dict
+  sample:
+    - name: web1
+      changed: true
+      short_name: web1
+      path: /etc/qemu/vms/web1-qemu.cfg
+      slot: 0
+      monitor_port: 30320
 name:
   description: The VM's long name (also when O(name) was its short name).
-  returned: always
+  returned: when O(name) is given
   type: str
   sample: web1
 short_name:
@@ -290,7 +329,7 @@ path:
   description:
     - Path of the cfg file. As with any module returning C(path), Ansible adds the file's C(mode), C(owner) and
       C(size) when it exists.
-  returned: always
+  returned: when O(name) is given
   type: str
   sample: /etc/qemu/vms/web1-qemu.cfg
 slot:
@@ -390,9 +429,9 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._common import comm
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_config import VmConfig
 
 
-def main():
-    argument_spec = common_argument_spec()
-    argument_spec.update(
+def per_vm_argument_spec():
+    """The options of one VM: the module's top level, and each item of O(vms)."""
+    return dict(
         name=dict(type="str", required=True),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         short_name=dict(type="str"),
@@ -436,10 +475,21 @@ def main():
         monitor_tcp=dict(type="bool", default=False),
         serial_log=dict(type="path"),
         extra_args=dict(type="list", elements="str", default=[]),
+    )
+
+
+def main():
+    per_vm = per_vm_argument_spec()
+    argument_spec = common_argument_spec()
+    argument_spec.update(per_vm)
+    argument_spec["name"] = dict(type="str")
+    argument_spec.update(
+        vms=dict(type="list", elements="dict"),
         qemu_binary=dict(type="str", default="qemu-system-x86_64"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    run_module(module, lambda m: VmConfig(m).run())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_one_of=[("name", "vms")], mutually_exclusive=[("name", "vms")])
+    run_module(module, lambda m: VmConfig(m, per_vm).run())
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.qemu_init.qemu.plugins.module_utils import _vm_config as vm_config_utils
 from ansible_collections.qemu_init.qemu.plugins.modules import vm_config
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "module_utils", "fixtures", "qemu-7.2-device-help.txt")
@@ -176,3 +177,87 @@ def test_bad_input_names_the_parameter(dirs, args, msg):
     result, failed, dummy = run(dict(dirs, **args))
     assert failed and result["msg"].startswith(msg)
     assert not os.path.exists(dirs["config_dir"])
+
+
+def test_batch_check_apply_idempotent(dirs):
+    vms = [dict(name="b1", nics=[dict(), dict()]), dict(name="b2", nics=[dict(model="virtio-net-pci")]),
+           dict(name="gone", state="absent")]
+    check, failed, calls = run(dict(dirs, vms=vms), check_mode=True, diff=True)
+    assert not failed and check["changed"], check
+    assert len(calls) == 1  # one device list for the whole batch
+    assert not os.path.exists(dirs["config_dir"])
+    assert [v["changed"] for v in check["vms"]] == [True, True, False]
+    apply, failed, dummy = run(dict(dirs, vms=vms), diff=True)
+    assert not failed and apply["changed"]
+    assert apply["diff"] == check["diff"] and len(apply["diff"]) == 4  # two changed VMs, cfg + registry each
+    assert [v.get("slot") for v in apply["vms"]] == [0, 1, None]
+    assert apply["vms"][0]["macs"] != apply["vms"][1]["macs"]
+    with open(apply["vms"][1]["path"]) as handle:
+        assert 'NIC1="virtio-net-pci"' in handle.read()
+    again, failed, dummy = run(dict(dirs, vms=vms))
+    assert not failed and not again["changed"]
+    # The batch and the single form agree: the single form finds nothing to change either.
+    single, failed, dummy = run(dict(dirs, name="b1", nics=[dict(), dict()]))
+    assert not failed and not single["changed"] and single["slot"] == 0
+
+
+def test_batch_absent_and_short_names(dirs):
+    run(dict(dirs, vms=[dict(name="c1", short_name="x1"), dict(name="c2")]))
+    res, failed, dummy = run(dict(dirs, vms=[dict(name="x1", state="absent"), dict(name="c2", memory=64)]))
+    assert not failed, res
+    assert res["vms"][0] == dict(name="c1", path=res["vms"][0]["path"], changed=True)
+    assert not os.path.exists(res["vms"][0]["path"])
+    assert res["vms"][1]["changed"] and res["vms"][1]["slot"] == 1
+    with open(os.path.join(dirs["config_dir"], "qemu-init.reg")) as handle:
+        assert [line.split()[1] for line in handle if line.strip() and not line.startswith("#")] == ["c2"]
+
+
+@pytest.mark.parametrize("vms, top, expected", [
+    ([dict(name="d1"), dict(name="d2", nics=[dict(backend="mcast", mcast="x")])], {}, "vms[1].nics[0].mcast: "),
+    ([dict(name="d1", bogus=1)], {}, "vms[0]: unsupported parameter bogus"),
+    ([dict(name="d1", state="gone")], {}, "vms[0]: value of state must be one of"),
+    ([dict(os="x")], {}, "vms[0]: missing required arguments: name"),
+    (["d1"], {}, "Elements value for option 'vms' is of type str"),
+    ([dict(name="d1"), dict(name="d1")], {}, "vms[1].name: VM d1 is already listed in vms[0]"),
+    ([dict(name="d1", nics=[dict(mac="DE:AD:BE:EF:00:01")]), dict(name="d2", nics=[dict(mac="de:ad:be:ef:00:01")])],
+     {}, "vms[1].nics: MAC DE:AD:BE:EF:00:01 of VM d2 is already used by VM d1"),
+    ([dict(name="d1")], dict(memory=64), "memory: set it in each item of vms"),
+    ([dict(name="../d1")], {}, "vms[0].name: "),
+])
+def test_batch_bad_items_change_nothing(dirs, vms, top, expected):
+    run(dict(dirs, vms=[dict(name="keep")]))
+    before = sorted(os.listdir(os.path.join(dirs["config_dir"], "vms")))
+    with open(os.path.join(dirs["config_dir"], "qemu-init.reg")) as handle:
+        registry = handle.read()
+    res, failed, dummy = run(dict(dirs, vms=vms, **top))
+    assert failed and res["msg"].startswith(expected), res["msg"]
+    assert sorted(os.listdir(os.path.join(dirs["config_dir"], "vms"))) == before
+    with open(os.path.join(dirs["config_dir"], "qemu-init.reg")) as handle:
+        assert handle.read() == registry
+
+
+def test_name_and_vms_are_exclusive(dirs):
+    res, failed, dummy = run(dict(dirs, name="e1", vms=[dict(name="e2")]))
+    assert failed and "mutually exclusive" in res["msg"]
+    res, failed, dummy = run(dict(dirs))
+    assert failed and "one of the following is required: name, vms" in res["msg"]
+
+
+def test_batch_registry_write_failure_restores_cfg_files(dirs):
+    run(dict(dirs, vms=[dict(name="f1", memory=64)]))
+    cfg = os.path.join(dirs["config_dir"], "vms", "f1-qemu.cfg")
+    with open(cfg) as handle:
+        old = handle.read()
+    real_save = vm_config_utils.Registry.save
+
+    def failing_save(self, state):
+        raise vm_config_utils.QemuInitError("writing %s failed: No space left on device" % self.path)
+
+    with mock.patch.object(vm_config_utils.Registry, "save", failing_save):
+        res, failed, dummy = run(dict(dirs, vms=[dict(name="f1", memory=128), dict(name="f2")]))
+    assert vm_config_utils.Registry.save is real_save
+    assert failed and "No space left on device" in res["msg"]
+    assert "the cfg files of f1, f2 restored, nothing changed" in res["msg"]
+    with open(cfg) as handle:
+        assert handle.read() == old
+    assert not os.path.exists(os.path.join(dirs["config_dir"], "vms", "f2-qemu.cfg"))
