@@ -17,7 +17,7 @@ def mac(name, os_name=DEFAULT_OS, index=1):
     """MAC of NIC `index` of VM `name` with OS `os_name` (the same function the modules use)."""
     try:
         return derive_mac(str(name), str(os_name), int(index))
-    except (QemuInitError, TypeError, ValueError) as exc:
+    except (QemuInitError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(float("inf"))
         raise AnsibleFilterError("qemu_init.qemu.mac: %s" % (getattr(exc, "msg", None) or exc))
 
 
@@ -25,8 +25,11 @@ def _vm_macs(vm, where):
     if not isinstance(vm, dict) or not vm.get("name"):
         raise AnsibleFilterError("qemu_init.qemu.duplicate_macs: %s must be a dict with a name" % where)
     label = "%s:%s" % (vm["host"], vm["name"]) if vm.get("host") else str(vm["name"])
+    nics = vm.get("nics") or []
+    if not isinstance(nics, (list, tuple)):
+        raise AnsibleFilterError("qemu_init.qemu.duplicate_macs: %s: nics must be a list, got %s" % (where, type(nics).__name__))
     macs = []
-    for index, nic in enumerate(vm.get("nics") or [], start=1):
+    for index, nic in enumerate(nics, start=1):
         explicit = nic.get("mac") if isinstance(nic, dict) else None
         macs.append(explicit or derive_mac(str(vm["name"]), str(vm.get("os") or DEFAULT_OS), index))
     return label, macs

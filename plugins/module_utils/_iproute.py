@@ -29,9 +29,10 @@ DEFAULT_MTU = 1500
 MTU_MIN = 68
 MTU_MAX = 65535
 
-# `ip -batch` cuts a line at any '#' (comment) and treats a token starting with a quote as quoted;
-# a line with such a token is run as its own argv instead (the kernel allows both in names).
-_BATCH_UNSAFE = re.compile(r"#|^['\"]")
+# `ip -batch` cuts a line at any '#' (comment), treats a token starting with a quote as quoted and
+# joins a line ending in a backslash with the next one; a line with such a token is run as its own
+# argv instead (the kernel allows all three in names).
+_BATCH_UNSAFE = re.compile(r"#|^['\"]|\\")
 _BATCH_FAILED = re.compile(r"Command failed -:(\d+)")
 
 
@@ -178,7 +179,8 @@ def parse_links(text):
     add ``multi_queue``, ``persistent``, ``owner`` and ``group`` (numeric ids or None).
     """
     try:
-        raw = json.loads(text or "[]")
+        # strict=False: ip prints control characters in link names (the kernel allows them) unescaped.
+        raw = json.loads(text or "[]", strict=False)
     except ValueError as exc:
         raise QemuInitError("cannot parse the output of ip -json link show: %s" % exc, stdout=text)
     links = {}

@@ -38,7 +38,8 @@ class QemuDevices:
         if self._sections is None:
             rc, out, err = self.module.run_command([self.binary, "-device", "help"], environ_update={"LC_ALL": "C"})
             if rc != 0:
-                raise QemuInitError("asking %s for its devices (-device help) failed: %s" % (self.binary, (err or out).strip()), rc=rc, stderr=err)
+                raise QemuInitError("qemu_binary: asking %s for its devices (-device help) failed: %s" % (self.binary, (err or out).strip()),
+                                    rc=rc, stderr=err)
             self._sections = parse_device_help(out)
         return self._sections.get(NETWORK_SECTION, set())
 

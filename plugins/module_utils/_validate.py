@@ -58,7 +58,7 @@ def check_short_name(value, param="short_name"):
 
 
 def check_ifname(value, param):
-    """A Linux interface name: 1-15 bytes, no '/', ':', '%' or whitespace, not '.' or '..'."""
+    """A Linux interface name: 1-15 bytes, no '/', ':', '%' or whitespace, not '.', '..', 'all' or 'default'."""
     if not isinstance(value, str) or not value:
         raise ParameterError(param, "must be a non-empty interface name")
     raw = value.encode("utf-8", "surrogateescape")
@@ -66,6 +66,9 @@ def check_ifname(value, param):
         raise ParameterError(param, "interface name %r is %d bytes long, the kernel allows %d" % (value, len(raw), IFNAME_MAX))
     if value in (".", ".."):
         raise ParameterError(param, "%r is not a valid interface name" % (value,))
+    if value in ("all", "default"):
+        # The kernel refuses them: they are the names of its per-interface sysctl directories.
+        raise ParameterError(param, "%r is reserved by the kernel (net.ipv4.conf.%s) and cannot name an interface" % (value, value))
     bad = sorted(set(value) & _IFNAME_FORBIDDEN)
     if bad or any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ParameterError(
@@ -91,8 +94,8 @@ def check_absolute_path(value, param, must_exist=False, kind="file"):
     """An absolute path without NUL or newline; optionally one that must exist already."""
     if not isinstance(value, str) or not value:
         raise ParameterError(param, "must be a non-empty path")
-    if "\0" in value or "\n" in value:
-        raise ParameterError(param, "path %r contains a NUL or newline character" % (value,))
+    if "\0" in value or "\n" in value or "\r" in value:
+        raise ParameterError(param, "path %r contains a NUL, newline or carriage return character" % (value,))
     if not os.path.isabs(value):
         raise ParameterError(param, "path %r must be absolute" % (value,))
     if must_exist and not os.path.exists(value):

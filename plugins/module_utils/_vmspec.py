@@ -90,7 +90,11 @@ _RESERVED_ARGS = {
     "-chroot": "not supported",
     "-no-reboot": "always set",
     "-nodefaults": "always set",
+    "-qmp-pretty": "the QMP socket lives in run_dir; a further monitor is -chardev plus -mon chardev=ID",
+    "-readconfig": "a QEMU config file could hold options this collection must check; write them in extra_args",
 }
+# extra_args options whose value can open a network listener (QEMU's chardev and address syntaxes).
+_LISTENER_ARGS = ("-chardev", "-gdb", "-debugcon", "-parallel", "-virtioconsole", "-incoming", "-spice", "-display")
 
 _HOSTPORT_RE = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):(?P<port>\d{1,5})$")
 _HOSTFWD_RE = re.compile(r"^(?P<proto>tcp|udp):(?P<haddr>[0-9.]*):(?P<hport>\d{1,5})-(?P<gaddr>[0-9.]*):(?P<gport>\d{1,5})$")
@@ -451,6 +455,10 @@ def _build(p, names, check_files):
         raise ParameterError(names.top("os"), "%r is not a valid OS label (letters, digits, '.', '_', '+', '-')" % (os_name,))
     spec = VmSpec(name=name, os=os_name)
 
+    for fname in ("memory", "cpus"):
+        # Ansible's int check lets a boolean through (True is an int); rendered as "True" it would not read back.
+        if isinstance(p.get(fname), bool):
+            raise ParameterError(names.top(fname), "must be a whole number, got %r" % (p[fname],))
     memory = p.get("memory")
     if memory is not None and not 16 <= memory <= 16 * 1024 * 1024:
         raise ParameterError(names.top("memory"), "%d MiB is outside 16 MiB .. 16 TiB" % memory)
@@ -474,7 +482,7 @@ def _build(p, names, check_files):
     if append is not None:
         if not spec.kernel:
             raise ParameterError(names.top("append"), "a kernel command line needs a kernel")
-        if "\n" in append or "\0" in append:
+        if "\n" in append or "\r" in append or "\0" in append:
             raise ParameterError(names.top("append"), "must be a single line")
         spec.append = append
 
@@ -527,16 +535,104 @@ def _build(p, names, check_files):
         spec.serial_log = check_absolute_path(p["serial_log"], names.top("serial_log"))
 
     extra = [str(a) for a in (p.get("extra_args") or [])]
-    for arg in extra:
+    for index, arg in enumerate(extra):
         if arg in ("-net", "--net"):
             raise ParameterError(names.top("extra_args"), legacy_net_message(extra))
         flag = arg.split("=", 1)[0]
+        if flag.startswith("--") and len(flag) > 2:
+            flag = flag[1:]  # QEMU takes --opt for -opt
         if flag in _RESERVED_ARGS:
             raise ParameterError(names.top("extra_args"), "%s is managed by this collection: %s" % (flag, _RESERVED_ARGS[flag]))
-        if "\0" in arg or "\n" in arg:
-            raise ParameterError(names.top("extra_args"), "arguments must not contain NUL or newline characters")
+        if "\0" in arg or "\n" in arg or "\r" in arg:
+            raise ParameterError(names.top("extra_args"), "arguments must not contain NUL, newline or carriage return characters")
+        if flag == "-s" or (flag in _LISTENER_ARGS and index + 1 < len(extra)):
+            problem = _non_loopback_listener(flag, extra[index + 1] if flag != "-s" else "tcp::1234")
+            if problem:
+                shown = arg if flag == "-s" else "%s %s" % (arg, extra[index + 1])
+                raise ParameterError(names.top("extra_args"), "%s %s; extra_args may open listeners on loopback only "
+                                     "(127.0.0.1, ::1, localhost) or unix sockets. A NIC or the VNC display on another address "
+                                     "is asked for with nics[].listen, hostfwd or vnc_listen" % (shown, problem))
     spec.extra_args = extra
     return spec
+
+
+def _qemu_opts(value):
+    """Split a QEMU option list (a,b=c,,d) into [(key, value)]; the first bare word gets key ''."""
+    parts, current, i = [], [], 0
+    while i < len(value):
+        if value[i] == ",":
+            if value[i + 1:i + 2] == ",":
+                current.append(",")
+                i += 2
+                continue
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(value[i])
+        i += 1
+    parts.append("".join(current))
+    opts = []
+    for n, part in enumerate(parts):
+        key, sep, val = part.partition("=")
+        opts.append((key, val) if sep else (("", part) if n == 0 else (part, "on")))
+    return opts
+
+
+def _loopback(host):
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _legacy_chardev_host(value):
+    """Host of a legacy chardev address (tcp:HOST:PORT,server), or None when it opens no socket of its own."""
+    kind, sep, rest = value.partition(":")
+    if not sep:
+        return "" if value.isdigit() else None  # -gdb 1234 is tcp::1234
+    if kind == "udp":
+        rest = rest.split(",", 1)[0]
+        return rest.rpartition("@")[2].rpartition(":")[0] if "@" in rest else ""
+    if kind in ("tcp", "telnet", "websocket"):
+        return rest.split(",", 1)[0].rpartition(":")[0]
+    return None
+
+
+def _non_loopback_listener(flag, value):
+    """Why `flag value` would listen on a non-loopback address, or None."""
+    where = None
+    if flag == "-chardev":
+        opts = _qemu_opts(value)
+        keys = dict(opts)
+        backend = keys.get("", "")
+        if backend == "socket" and "path" not in keys and "fd" not in keys and keys.get("server", "off") in ("on", "yes", "true", "y"):
+            where = keys.get("host", "")
+        elif backend == "udp":
+            where = keys.get("localaddr", "")
+    elif flag == "-incoming":
+        kind = value.split(":", 1)[0]
+        if kind == "exec":
+            return "runs a shell command"
+        if kind in ("tcp", "rdma"):
+            where = value.split(":", 1)[1].rpartition(":")[0] if ":" in value[4:] else ""
+    elif flag == "-spice":
+        keys = dict(_qemu_opts(value))
+        if "port" in keys or "tls-port" in keys:
+            where = keys.get("addr", "")
+    elif flag == "-display":
+        first = _qemu_opts(value)[0]
+        if first[0] == "vnc" or first[1].startswith("vnc="):
+            address = first[1][4:] if first[1].startswith("vnc=") else first[1]
+            if not address.startswith("unix:"):
+                where = address.rpartition(":")[0]
+    else:
+        where = _legacy_chardev_host(value)
+    if where is None or _loopback(where):
+        return None
+    return "would listen on %s" % (where or "every address")
 
 
 def _build_nic(n, i, names):
@@ -563,15 +659,20 @@ def _build_nic(n, i, names):
         if backend == "dgram" and not (nic.listen and nic.connect):
             raise ParameterError(names.nic(i, "listen"), "backend dgram needs listen (local address) and connect (remote address)")
         check = _hostport if backend == "socket" else _stream_address
-        if nic.listen:
-            check(nic.listen, names.nic(i, "listen"), allow_empty_host=True)
-        if nic.connect:
-            check(nic.connect, names.nic(i, "connect"), allow_empty_host=False)
+        for fname, allow_empty in (("listen", True), ("connect", False)):
+            value = getattr(nic, fname)
+            if value:
+                check(value, names.nic(i, fname), allow_empty_host=allow_empty)
+                if backend == "socket" and value.startswith("["):
+                    # QEMU's socket netdev resolves IPv4 only ("can't resolve host address '['").
+                    raise ParameterError(names.nic(i, fname), "%r: backend socket is IPv4 only; use backend stream for IPv6" % (value,))
     if backend == "mcast":
         if not nic.mcast:
             raise ParameterError(names.nic(i, "mcast"), "backend mcast needs mcast: GROUP:PORT, e.g. 230.0.0.1:1234")
         _hostport(nic.mcast, names.nic(i, "mcast"), allow_empty_host=False)
         group = nic.mcast.rsplit(":", 1)[0].strip("[]")
+        if nic.mcast.startswith("["):
+            raise ParameterError(names.nic(i, "mcast"), "%r: QEMU's mcast backend is IPv4 only" % (nic.mcast,))
         try:
             if not ipaddress.ip_address(group).is_multicast:
                 raise ParameterError(names.nic(i, "mcast"), "%s is not a multicast group address" % group)
@@ -579,9 +680,11 @@ def _build_nic(n, i, names):
             raise ParameterError(names.nic(i, "mcast"), "%r is not an IP address" % group)
         if nic.localaddr:
             try:
-                ipaddress.ip_address(nic.localaddr)
+                version = ipaddress.ip_address(nic.localaddr).version
             except ValueError:
                 raise ParameterError(names.nic(i, "localaddr"), "%r is not an IP address" % (nic.localaddr,))
+            if version != 4:
+                raise ParameterError(names.nic(i, "localaddr"), "%r: QEMU's mcast backend is IPv4 only" % (nic.localaddr,))
     if backend == "hubport":
         if nic.hub is None:
             raise ParameterError(names.nic(i, "hub"), "backend hubport needs hub: N (the hub number)")

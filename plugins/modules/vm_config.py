@@ -232,6 +232,9 @@ options:
       - Further QEMU arguments, one list element per argument (no shell is involved).
       - Options the collection manages (for example C(-netdev), C(-drive), C(-qmp), C(-daemonize)) are refused with the
         parameter to use instead; so is the legacy C(-net).
+      - So are listeners on other than a loopback address or a unix socket (for example
+        C(-chardev socket,...,server=on) without a loopback C(host=), C(-gdb tcp::1234), C(-incoming tcp:0:4444),
+        C(-display vnc=0.0.0.0:0)) and C(-incoming exec:); see the collection's docs/security.md.
     type: list
     elements: str
     default: []
