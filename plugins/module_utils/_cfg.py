@@ -22,6 +22,11 @@ _SMART_QUOTES = {"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u
 _DQ_SPECIAL = '\\"$`'
 
 
+# Appended to the error about a cfg file that cannot be read: where the way out is documented.
+DAMAGED_CFG_HINT = ("the cfg file is damaged and was left as it is: fix it, or move it away and run qemu_init.qemu.vm_config "
+                    "for the VM again (docs/cfg-format.md, recovery)")
+
+
 class CfgError(QemuInitError):
     """A cfg file (or a value for it) cannot be read or written."""
 

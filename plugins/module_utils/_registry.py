@@ -112,7 +112,14 @@ class RegistryState:
     def __init__(self, path, base, entries):
         self.path = path
         self.base = base
-        self._entries = list(entries)
+        # Indexes, so that a batch of n VMs is planned in O(n): names, short names, MACs and the ports in use.
+        self._by_name = {}                  # name -> Entry, in insertion order
+        self._by_short = {}                 # short name -> Entry
+        self._mac_users = {}                # MAC -> [names]
+        self._port_users = {}               # port -> number of entries whose slot uses it
+        self._scan = (None, 0)              # (listening ports, slot below which free_slot found none free)
+        for entry in entries:
+            self._index(entry)
 
     # --- reading ---------------------------------------------------------------------------
     @classmethod
@@ -138,58 +145,59 @@ class RegistryState:
             slot = int(fields[2])
             for table, key, what in ((by_name, name, "name"), (by_short, short, "short name"), (by_slot, slot, "slot")):
                 if key in table:
-                    raise RegistryError("%s: %s %s is registered twice (also on line %d)" % (where, what, key, table[key]))
+                    raise RegistryError("%s: %s %s is registered twice (also on line %d); the registry is damaged: see "
+                                        "docs/registry.md (recovery)" % (where, what, key, table[key]))
                 table[key] = number
             entries.append(Entry(short, name, slot, macs))
         return cls(path, base, entries)
 
     def entries(self):
-        return list(self._entries)
+        return list(self._by_name.values())
 
     def get(self, name):
-        for entry in self._entries:
-            if entry.name == name:
-                return entry
-        return None
+        return self._by_name.get(name)
 
     def resolve(self, name_or_short):
         """The entry whose long name, else whose short name, is the given one; None if unknown."""
-        entry = self.get(name_or_short)
-        if entry is not None:
-            return entry
-        for entry in self._entries:
-            if entry.short_name == name_or_short:
-                return entry
-        return None
+        return self._by_name.get(name_or_short) or self._by_short.get(name_or_short)
 
     def render(self):
         lines = ["# qemu-init registry, managed by qemu_init.qemu: SHORT_NAME NAME SLOT MACS"]
-        for e in sorted(self._entries, key=lambda e: e.slot):
+        for e in sorted(self._by_name.values(), key=lambda e: e.slot):
             lines.append(" ".join([e.short_name, e.name, str(e.slot)] + ([",".join(e.macs)] if e.macs else [])))
         return "\n".join(lines) + "\n"
 
     # --- deciding --------------------------------------------------------------------------
     def free_slot(self, listening=(), exclude_name=None):
         """Lowest slot whose monitor, control and VNC ports are used by no other VM and not listened on."""
-        used = set()
-        for e in self._entries:
-            if e.name != exclude_name:
-                used.update(slot_ports(self.base, e.slot))
-        busy = used | set(listening)
-        slot = 0
+        listening = frozenset(listening)
+        excluded = self._by_name.get(exclude_name)
+        own = set(slot_ports(self.base, excluded.slot)) if excluded else set()
+
+        def busy(port):
+            users = self._port_users.get(port, 0) - (1 if port in own else 0)
+            return users > 0 or port in listening
+
+        # Slots below the last one handed out for the same listening ports are still taken (only remove()
+        # frees one, and it resets this): a batch of n new VMs scans n slots in all, not n * n.
+        slot = self._scan[1] if self._scan[0] == listening and excluded is None else 0
         while self.base + slot + CONTROL_OFFSET <= MAX_PORT and VNC_BASE + slot <= MAX_PORT:
-            if not busy.intersection(slot_ports(self.base, slot)):
+            if not any(busy(port) for port in slot_ports(self.base, slot)):
+                if excluded is None:
+                    self._scan = (listening, slot)
                 return slot
             slot += 1
         raise RegistryError(
             "no free slot left: every monitor port from %d (monitor.conf) up to %d is taken by %d registered VMs or "
-            "other programs; remove VMs or lower the base port" % (self.base, MAX_PORT - CONTROL_OFFSET, len(self._entries))
+            "other programs; remove VMs or lower the base port" % (self.base, MAX_PORT - CONTROL_OFFSET, len(self._by_name))
         )
 
     def mac_clashes(self, name, macs):
         """[(mac, other_vm)] for each of `macs` another registered VM already uses."""
-        clashes = []
-        for e in self._entries:
+        if not any(user != name for mac in macs for user in self._mac_users.get(mac, ())):
+            return []
+        clashes = []  # in registry order, as the message always listed them
+        for e in self._by_name.values():
             if e.name == name:
                 continue
             for mac in macs:
@@ -204,12 +212,12 @@ class RegistryState:
         """
         current = self.get(name)
         short_name = short_name or (current.short_name if current else default_short_name(name))
-        for e in self._entries:
-            if e.name != name and (e.short_name == short_name or e.name == short_name):
-                raise ParameterError("short_name", "%s is already the %s of VM %s" % (
-                    short_name, "short name" if e.short_name == short_name else "name", e.name))
-            if e.name != name and e.short_name == name:
-                raise ParameterError("name", "%s is already the short name of VM %s" % (name, e.name))
+        for e, what in ((self._by_short.get(short_name), "short name"), (self._by_name.get(short_name), "name")):
+            if e is not None and e.name != name:
+                raise ParameterError("short_name", "%s is already the %s of VM %s" % (short_name, what, e.name))
+        e = self._by_short.get(name)
+        if e is not None and e.name != name:
+            raise ParameterError("name", "%s is already the short name of VM %s" % (name, e.name))
         clashes = self.mac_clashes(name, macs)
         if clashes:
             raise ParameterError("nics", "; ".join("MAC %s of VM %s is already used by VM %s" % (mac, name, other) for mac, other in clashes))
@@ -217,12 +225,32 @@ class RegistryState:
         return Entry(short_name, name, slot, macs)
 
     def put(self, entry):
-        self._entries = [e for e in self._entries if e.name != entry.name] + [entry]
+        self.remove(entry.name)
+        self._index(entry)
 
     def remove(self, name):
-        before = len(self._entries)
-        self._entries = [e for e in self._entries if e.name != name]
-        return len(self._entries) != before
+        entry = self._by_name.pop(name, None)
+        if entry is None:
+            return False
+        if self._by_short.get(entry.short_name) is entry:
+            del self._by_short[entry.short_name]
+        for mac in entry.macs:
+            users = self._mac_users[mac]
+            users.remove(name)
+            if not users:
+                del self._mac_users[mac]
+        for port in slot_ports(self.base, entry.slot):
+            self._port_users[port] -= 1
+        self._scan = (None, 0)  # a slot may be free again
+        return True
+
+    def _index(self, entry):
+        self._by_name[entry.name] = entry
+        self._by_short[entry.short_name] = entry
+        for mac in entry.macs:
+            self._mac_users.setdefault(mac, []).append(entry.name)
+        for port in slot_ports(self.base, entry.slot):
+            self._port_users[port] = self._port_users.get(port, 0) + 1
 
 
 class Registry:

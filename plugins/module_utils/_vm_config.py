@@ -11,7 +11,7 @@ import os
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CfgFile
+from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError, CfgFile
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths, cfg_path, vms_dir
 from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import listening_tcp_ports
@@ -33,7 +33,9 @@ def _read_text(path):
             return handle.read()
     except FileNotFoundError:
         return None
-    except (UnicodeDecodeError, OSError) as exc:
+    except UnicodeDecodeError as exc:
+        raise CfgError("%s: not UTF-8 text (%s); %s" % (path, exc, DAMAGED_CFG_HINT))
+    except OSError as exc:
         raise QemuInitError("reading %s failed: %s" % (path, exc))
 
 
@@ -137,6 +139,7 @@ class VmConfig:
         self.check_mode = module.check_mode
         self.per_vm_spec = per_vm_spec or {}
         self._devices = None
+        self._models_checked = set()
 
     def run(self):
         if self.params.get("vms") is None:
@@ -179,7 +182,8 @@ class VmConfig:
                 spec = None
                 if params["state"] == "present":
                     spec = self._spec(params, params["name"])
-                    self._check_nic_models(spec)
+                    if self._cfg_would_change(spec):
+                        self._check_nic_models(spec)
             prepared.append((prefix, params, spec))
         return self._with_registry(lambda reg: self._plan_and_apply(reg, prepared))
 
@@ -188,7 +192,19 @@ class VmConfig:
         values["name"] = name
         return from_params(values, check_files=True)
 
+    def _cfg_would_change(self, spec):
+        """Would vm_config write this VM's cfg file? QEMU is asked for its NIC models (`-device help`, 0.2-0.5 s)
+        only then: an idempotent run does not pay for it. A hint read without the lock; _plan_present checks
+        again on what it reads under the lock."""
+        path = cfg_path(self.config_dir, spec.name)
+        try:
+            before = _read_text(path)
+            return before is None or spec.render_onto(CfgFile.parse(before, path)) != before
+        except QemuInitError:
+            return True  # a damaged file is reported when it is planned
+
     def _check_nic_models(self, spec):
+        self._models_checked.add(spec.name)
         if not spec.nics:
             return
         if self._devices is None:
@@ -233,8 +249,13 @@ class VmConfig:
             listening.append(frozenset(listening_tcp_ports()))
         path = cfg_path(self.config_dir, spec.name)
         before = _read_text(path)
-        existing = CfgFile.parse(before, path) if before is not None else None  # a damaged file stops us here
+        try:
+            existing = CfgFile.parse(before, path) if before is not None else None  # a damaged file stops us here
+        except CfgError as exc:
+            raise CfgError("%s; %s" % (exc.msg, DAMAGED_CFG_HINT))
         after = spec.render_onto(existing)
+        if after != before and spec.name not in self._models_checked:
+            self._check_nic_models(spec)  # the file changed since _cfg_would_change looked, or `name` was a short name
         entry = reg.plan_register(spec.name, params.get("short_name"), spec.macs(),
                                   listening=listening[0] if entry_now is None else ())
         reg.put(entry)  # the next VM of a batch sees this one's slot, short name and MACs

@@ -74,6 +74,8 @@ def converge(module):
                 for name, (method, seconds) in exc.results.items():
                     results[name].update(stop_method=method, stop_seconds=seconds, running=method is None)
                     results[name]["changed"] = method is not None
+                    if method is not None:
+                        results[name]["pid"] = None
                 raise QemuInitError(exc.msg, vms=[_vm_result(results[r.name]) for r in records])
             for name, (method, seconds) in stopped.items():
                 results[name].update(stop_method=method, stop_seconds=seconds, running=False, pid=None)
@@ -81,8 +83,10 @@ def converge(module):
             times = manager.start(to_start)
             for r in to_start:
                 results[r.name].update(running=r.running, pid=r.pid, start_seconds=times.get(r.name))
-        for r in to_remove:
-            manager.remove(r)
+                if r.name not in times and r not in to_stop:
+                    results[r.name]["changed"] = False  # another run started it meanwhile
+        if to_remove:
+            manager.remove(to_remove)
     return _result([results[r.name] for r in records])
 
 

@@ -17,8 +17,10 @@ description:
     not count, and the process it names is never touched.
   - Starting creates the bridges and tap devices the VM's tap NICs need (in the VM's network namespace, if it has
     one) and launches QEMU with C(-nodefaults -no-reboot -daemonize), a QMP unix socket (mode 0600), an explicit
-    C(mac=) for every NIC and an explicit C(format=) for every disk. VMs with listening socket/stream NICs are
-    launched before the others. A failed launch reports QEMU's error and leaves no tap, pidfile or registry entry.
+    C(mac=) for every NIC and an explicit C(format=) for every disk. The VMs of a call are launched side by side
+    (a few per core at once), except those with a connecting socket/stream NIC, which follow one at a time after
+    every other VM, listeners first. A failed launch reports QEMU's error and leaves no tap, pidfile or registry
+    entry.
   - Stopping presses the ACPI power button (QMP C(system_powerdown)) and presses it again every 2 seconds, because a
     press before the guest's ACPI handler is up is lost. Exit is noticed by events (pidfd, QMP C(SHUTDOWN), socket
     EOF), not by sleeping. All VMs of a call stop in parallel under one O(shutdown_timeout). After the timeout, with

@@ -261,3 +261,14 @@ def test_batch_registry_write_failure_restores_cfg_files(dirs):
     with open(cfg) as handle:
         assert handle.read() == old
     assert not os.path.exists(os.path.join(dirs["config_dir"], "vms", "f2-qemu.cfg"))
+
+
+def test_qemu_is_asked_for_its_nic_models_only_when_a_cfg_changes(dirs):
+    vms = [dict(name="i1", nics=[dict(model="e1000")]), dict(name="i2", nics=[dict(model="virtio-net-pci")])]
+    first, failed, calls = run(dict(dirs, vms=vms))
+    assert not failed and first["changed"] and len(calls) == 1
+    again, failed, calls = run(dict(dirs, vms=vms))
+    assert not failed and not again["changed"] and calls == []  # the idempotent run does not start QEMU
+    vms[1]["nics"] = [dict(model="no-such-nic")]
+    bad, failed, calls = run(dict(dirs, vms=vms))
+    assert failed and len(calls) == 1 and bad["msg"].startswith("vms[1].nics[0].model")

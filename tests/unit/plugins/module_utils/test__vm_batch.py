@@ -1,0 +1,108 @@
+# Copyright (c) qemu_init.qemu contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The batch paths of the VM manager: launch order, side-by-side work, many VMs probed at once (real QEMUs)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+
+import pytest
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
+from ansible_collections.qemu_init.qemu.plugins.module_utils._process import proc_state
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import VmManager, VmRecord, _each, _launch_waves
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params
+
+QEMU = shutil.which("qemu-system-x86_64")
+needs_qemu = pytest.mark.skipif(QEMU is None, reason="needs qemu-system-x86_64")
+
+
+def record(name, *nics):
+    spec = from_params(dict(name=name, nics=[dict(nic, model="e1000") for nic in nics]), check_files=False)
+    return VmRecord(name, None, spec, None, RunPaths("/nonexistent", name))
+
+
+def names(waves):
+    return [[r.name for r in wave] for wave in waves]
+
+
+def test_vms_without_a_connecting_nic_start_together_first():
+    plain = record("plain", dict(backend="user"))
+    server = record("server", dict(backend="socket", listen=":10000"))
+    client = record("client", dict(backend="socket", connect="127.0.0.1:10000"))
+    relay = record("relay", dict(backend="stream", connect="127.0.0.1:10000"), dict(backend="stream", listen=":10001"))
+    leaf = record("leaf", dict(backend="stream", connect="127.0.0.1:10001"))
+    # Connecting VMs one at a time after the others; among them, those that also listen first.
+    assert names(_launch_waves([client, leaf, relay, plain, server])) == [["plain", "server"], ["relay"], ["client"], ["leaf"]]
+
+
+def test_only_connecting_vms_or_none():
+    client = record("client", dict(backend="socket", connect="127.0.0.1:10000"))
+    assert names(_launch_waves([client])) == [["client"]]
+    assert _launch_waves([]) == []
+
+
+def test_each_keeps_order_and_collects_errors():
+    def action(n):
+        if n % 3 == 0:
+            raise QemuInitError("no %d" % n)
+        return n * 10
+
+    outcomes = _each(action, list(range(1, 8)), 3)
+    assert [item for item, _result, _exc in outcomes] == list(range(1, 8))
+    assert [result for _item, result, exc in outcomes if exc is None] == [10, 20, 40, 50, 70]
+    assert [exc.msg for _item, _result, exc in outcomes if exc is not None] == ["no 3", "no 6"]
+
+
+def test_each_runs_a_single_item_in_the_calling_thread():
+    seen = []
+    assert _each(lambda item: seen.append(threading.current_thread()) or item, ["one"], 4) == [("one", "one", None)]
+    assert seen == [threading.current_thread()]
+    assert _each(lambda item: item, [], 4) == []
+
+
+def test_each_lets_other_exceptions_through():
+    def action(n):
+        if n == 2:
+            raise KeyError(n)
+        return n
+
+    with pytest.raises(KeyError):
+        _each(action, [1, 2, 3], 2)
+
+
+@pytest.fixture
+def qemus():
+    pids = []
+    yield pids
+    for pid in pids:  # only the processes this test started
+        if proc_state(pid) not in (None, "Z"):
+            os.kill(pid, 9)
+
+
+@needs_qemu
+def test_load_probes_many_vms_side_by_side(tmp_path, qemus):
+    args = dict(config_dir=str(tmp_path / "etc"), run_dir=str(tmp_path / "run"))
+    with patch_module_args(args):
+        module = basic.AnsibleModule(argument_spec=dict(config_dir=dict(type="path"), run_dir=dict(type="path")))
+    manager = VmManager(module)
+    vms = ["vm%d" % i for i in range(6)]
+    for name in vms[:5]:
+        run = RunPaths(args["run_dir"], name)
+        os.makedirs(run.dir)
+        # vm3's QEMU calls itself something else: it is not vm3, whatever its pidfile says.
+        subprocess.run([QEMU, "-name", "other" if name == "vm3" else name, "-machine", "none", "-nodefaults", "-display", "none",
+                        "-S", "-daemonize", "-pidfile", run.pidfile, "-qmp", "unix:%s,server=on,wait=off" % run.qmp], check=True)
+        with open(run.pidfile) as handle:
+            qemus.append(int(handle.read()))
+    records = manager.load(vms, need_cfg=False)
+    assert [r.name for r in records] == vms
+    assert [r.running for r in records] == [True, True, True, False, True, False]
+    assert [r.pid for r in records if r.running] == [qemus[0], qemus[1], qemus[2], qemus[4]]
+    assert set(r.status for r in records if r.running) == {"prelaunch"}
