@@ -15,8 +15,9 @@ dir, a helper of this script). Prints one JSON object.
   parallel --count N --log P -- ARGV  start N copies of ARGV at once (QI_RUN_INDEX=i), wait for all
   kill-qemu PIDFILE [--on-qmp-event SOCK EVENT] [--serial LOG]
                                    SIGKILL the qemu named by PIDFILE (now, or when EVENT arrives)
-  zombie PIDFILE -- ARGV           a holder process runs ARGV (a qemu, not daemonized), SIGKILLs it
-                                   once PIDFILE names it and never reaps it: a zombie qemu
+  zombie PIDFILE [--wait-for PATH] -- ARGV
+                                   a holder process runs ARGV (a qemu, not daemonized), SIGKILLs it
+                                   once PIDFILE names it (and PATH exists) and never reaps it: a zombie qemu
   listen HOST PORT                 a detached TCP listener (a foreign program on a port)
   stop-helper PID                  SIGTERM a holder/listener this script started (checked by cmdline)
   fill DIR                         write DIR/fill until the filesystem is full
@@ -348,7 +349,8 @@ def cmd_zombie(args):
         os.execvp(args.argv[0], args.argv)
     deadline = time.monotonic() + 60
     report = dict(zombie_pid=child)
-    while time.monotonic() < deadline and read_pid(args.pidfile) != child:
+    # QEMU writes its pidfile before it creates the QMP socket: wait for both, or the kill may come between.
+    while time.monotonic() < deadline and (read_pid(args.pidfile) != child or not all(os.path.exists(p) for p in args.wait_for)):
         time.sleep(0.02)
     report["pidfile_named_it"] = read_pid(args.pidfile) == child
     os.kill(child, signal.SIGKILL)
@@ -434,6 +436,8 @@ def main():
     p.add_argument("--timeout", type=float, default=120.0)
     p = sub.add_parser("zombie")
     p.add_argument("pidfile")
+    p.add_argument("--wait-for", action="append", default=[], metavar="PATH",
+                   help="also wait until PATH exists (e.g. the QMP socket) before the kill")
     p.add_argument("argv", nargs="+")
     p = sub.add_parser("listen")
     p.add_argument("host")
