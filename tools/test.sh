@@ -9,7 +9,7 @@
 #
 # Environment: QI_VENV, QI_BUILD_DIR, QI_STEP_TIMEOUT (seconds per step, default 3600, 0: none),
 # and extra arguments per step (word-split):
-#   QI_SANITY_ARGS, QI_UNITS_ARGS, QI_INTEGRATION_ARGS (e.g. a target name), QI_LINT_ARGS
+#   QI_SANITY_ARGS, QI_UNITS_ARGS, QI_HOSTILE_ARGS, QI_INTEGRATION_ARGS (e.g. a target name), QI_LINT_ARGS
 set -euo pipefail
 
 # shellcheck source=tools/lib.sh
@@ -38,9 +38,12 @@ add_step() {
 define_steps() {
     add_step sanity       run_sanity
     add_step units        run_units
+    add_step hostile      run_hostile
     add_step integration  run_integration
     add_step lint         run_lint
+    add_step docs         run_docs
     add_step molecule     run_molecule
+    add_step awx          run_awx
     add_step build        run_build
 }
 
@@ -94,6 +97,28 @@ run_units() {
     return "$rc"
 }
 
+# The hostile-input suite (tests/hostile, docs/security.md): hypothesis feeds hostile parameters to
+# the real modules (real `ip` in a namespace of its own, real QEMU) and checks each outcome; it ends
+# with a table of examples per module. QI_HOSTILE_PROFILE=long runs ten times the examples.
+run_hostile() {
+    local -a extra
+    local report rc=0
+    split_args QI_HOSTILE_ARGS extra
+    if [[ ! -d tests/hostile ]]; then
+        qi_skip "no hostile-input suite (tests/hostile/)"
+        return 0
+    fi
+    report="$(mktemp "${TMPDIR:-/tmp}/qi-hostile.XXXXXX")"
+    PYTHONPATH="$QI_BUILD_DIR" QI_HOSTILE_REPORT="$report" \
+        run python -m pytest -p no:cacheprovider -q tests/hostile "${extra[@]}" || rc=$?
+    if [[ -s "$report" ]]; then
+        qi_note "$(awk '$1 == "total" {print $2 " inputs: " $3 " accepted, " $4 " refused, " $5 " bad"}' "$report")"
+    fi
+    rm -f -- "$report"
+    rm -rf .hypothesis
+    return "$rc"
+}
+
 run_integration() {
     local -a extra targets
     local listing
@@ -127,6 +152,70 @@ run_lint() {
     run ansible-lint "${extra[@]}"
 }
 
+# The docs: plugin and role docs and the guides lint clean, docs/docsite/rst is generated from
+# the current docs/*.md, the HTML docsite builds with warnings as errors and has a page for every
+# module, filter, role and listed guide, and the changelog fragments lint and render as a release.
+run_docs() {
+    local tmp html missing=() file name version
+    tmp="$(mktemp -d "${TMPDIR:-/tmp}/qi-docs-step.XXXXXX")"
+    # shellcheck disable=SC2064  # expand now: the step runs in its own subshell
+    trap "rm -rf -- '$tmp'" EXIT
+    run python tools/md2rst.py --check
+    run antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs .
+    QI_DOCS_SKIP_BOOTSTRAP=1 QI_DOCS_NO_REGEN=1 run bash tools/build-docs.sh "$tmp/html"
+    html="$tmp/html"
+    local -a pages=(index.html)
+    for file in plugins/modules/*.py; do
+        name="$(basename "$file" .py)"
+        [[ "$name" == _* ]] || pages+=("${name}_module.html")
+    done
+    for file in plugins/filter/*.yml; do
+        [[ -f "$file" ]] && pages+=("$(basename "$file" .yml)_filter.html")
+    done
+    for file in roles/*/tasks; do
+        [[ -d "$file" ]] && pages+=("$(basename "$(dirname "$file")")_role.html")
+    done
+    while read -r name; do
+        pages+=("docsite/$name.html")
+    done < <(python -c 'import sys, yaml
+for s in yaml.safe_load(open(sys.argv[1]))["sections"]:
+    for e in s["toctree"]:
+        print(e["ref"] if isinstance(e, dict) else e)' docs/docsite/extra-docs.yml)
+    for file in "${pages[@]}"; do
+        [[ -s "$html/$file" ]] || missing+=("$file")
+    done
+    if [[ ${#missing[@]} -ne 0 ]]; then
+        qi_note "missing pages: ${missing[*]}"
+        qi_die "the docsite lacks ${missing[*]} (a role needs meta/argument_specs.yml to get a page)"
+    fi
+    qi_log "docsite: all ${#pages[@]} expected pages are there ($(find "$html" -name '*.html' | wc -l) HTML pages)"
+
+    run antsibull-changelog lint
+    # antsibull-changelog renders fragments as RST: Ansible's semantic markup (O(...), C(...)) would
+    # show up literally.
+    if grep -nE '(^|[^A-Za-z])(O|V|C|M|I|B|U|L|E|P|RV)\([^)]+\)' changelogs/fragments/*.y*ml 2>/dev/null; then
+        qi_die "changelog fragments use Ansible markup (above); write RST (\`\`option\`\`) instead"
+    fi
+    # The release as `antsibull-changelog release` would make it, in a copy: every pending
+    # fragment must render, and the result must be clean RST.
+    version="$(python -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["version"])')"
+    mkdir -p "$tmp/cl/ansible_collections/qemu_init/qemu"
+    for file in galaxy.yml meta plugins roles changelogs CHANGELOG.rst; do
+        if [[ -e "$file" ]]; then
+            cp -a "$file" "$tmp/cl/ansible_collections/qemu_init/qemu/"
+        fi
+    done
+    (
+        cd "$tmp/cl/ansible_collections/qemu_init/qemu"
+        ANSIBLE_COLLECTIONS_PATH="$tmp/cl" run antsibull-changelog release --version "$version"
+        grep -q "^v${version//./\\.}\$" CHANGELOG.rst || qi_die "CHANGELOG.rst has no section v$version"
+        run python -c 'import sys, docutils.core
+docutils.core.publish_doctree(open(sys.argv[1]).read(), source_path=sys.argv[1],
+                              settings_overrides={"halt_level": 2, "report_level": 2})' CHANGELOG.rst
+        qi_log "changelog: v$version renders ($(grep -c '^- ' CHANGELOG.rst) entries)"
+    )
+}
+
 # run_molecule [SCENARIO...]: `molecule test` each scenario of extensions/molecule/
 # (default: all of them). Runs every scenario, fails if any failed.
 run_molecule() {
@@ -158,6 +247,13 @@ run_molecule() {
         qi_note "failed: ${failed[*]}"
         return 1
     fi
+}
+
+# The AWX side (docs/awx.md): the execution environment's build context (ansible-builder create,
+# offline), the surveys against the playbooks, and the job-template playbooks run by ansible-runner
+# as AWX runs a job, with two real guests. -s: the test prints the job events it checked.
+run_awx() {
+    PYTHONDONTWRITEBYTECODE=1 run python -m pytest -p no:cacheprovider -s -q tests/awx
 }
 
 # Build the collection artifact, check it carries nothing that must not ship, install it
