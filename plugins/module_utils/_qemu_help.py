@@ -40,8 +40,13 @@ class QemuDevices:
             if rc != 0:
                 raise QemuInitError("qemu_binary: asking %s for its devices (-device help) failed: %s" % (self.binary, (err or out).strip()),
                                     rc=rc, stderr=err)
-            self._sections = parse_device_help(out)
-        return self._sections.get(NETWORK_SECTION, set())
+            sections = parse_device_help(out)
+            if not sections.get(NETWORK_SECTION):
+                # e.g. /bin/true: exits 0 and lists nothing. Not a QEMU system emulator, whatever the NIC model.
+                raise QemuInitError("qemu_binary: %s lists no network devices for -device help; is it a QEMU system emulator "
+                                    "(qemu-system-ARCH)?" % self.binary)
+            self._sections = sections
+        return self._sections[NETWORK_SECTION]
 
     def check_nic_models(self, spec, param_of_index):
         known = self.network_models()

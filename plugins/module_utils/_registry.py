@@ -196,8 +196,8 @@ class RegistryState:
         """[(mac, other_vm)] for each of `macs` another registered VM already uses."""
         if not any(user != name for mac in macs for user in self._mac_users.get(mac, ())):
             return []
-        clashes = []  # in registry order, as the message always listed them
-        for e in self._by_name.values():
+        clashes = []  # in registry order (by slot, as the file lists them), whatever order entries were put in
+        for e in sorted(self._by_name.values(), key=lambda e: e.slot):
             if e.name == name:
                 continue
             for mac in macs:

@@ -26,7 +26,7 @@ def plain_free_slot(entries, listening, exclude=None):
 
 
 def plain_clashes(entries, name, macs):
-    return [(mac, e.name) for e in entries if e.name != name for mac in macs if mac in e.macs]
+    return [(mac, e.name) for e in sorted(entries, key=lambda e: e.slot) if e.name != name for mac in macs if mac in e.macs]
 
 
 operations = st.lists(st.tuples(

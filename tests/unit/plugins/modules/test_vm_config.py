@@ -29,14 +29,14 @@ class Exit(Exception):
         self.failed = failed
 
 
-def run(args, check_mode=False, diff=False, qemu="/usr/bin/qemu-system-x86_64"):
+def run(args, check_mode=False, diff=False, qemu="/usr/bin/qemu-system-x86_64", device_help=DEVICE_HELP):
     """Run the module; return (result, failed, argv list of run_command calls)."""
     calls = []
 
     def fake_run_command(self, argv, **kwargs):
         calls.append(list(argv))
         assert argv == [qemu, "-device", "help"], argv
-        return 0, DEVICE_HELP, ""
+        return 0, device_help, ""
 
     def exit_json(self, **kwargs):
         raise Exit(kwargs, False)
@@ -272,3 +272,11 @@ def test_qemu_is_asked_for_its_nic_models_only_when_a_cfg_changes(dirs):
     vms[1]["nics"] = [dict(model="no-such-nic")]
     bad, failed, calls = run(dict(dirs, vms=vms))
     assert failed and len(calls) == 1 and bad["msg"].startswith("vms[1].nics[0].model")
+
+
+def test_a_binary_that_lists_no_network_devices_is_blamed_not_the_nic_model(dirs):
+    # e.g. qemu_binary: /bin/true, which exits 0 and prints nothing (found by the hostile-input suite)
+    out, failed, calls = run(dict(dirs, name="t1", nics=[dict(model="e1000")], qemu_binary="/bin/true"), qemu="/bin/true", device_help="")
+    assert failed and len(calls) == 1
+    assert out["msg"].startswith("qemu_binary: /bin/true lists no network devices")
+    assert not os.path.exists(dirs["config_dir"])
