@@ -71,7 +71,8 @@ def netdev_arg(nic, index, tap_name):
     if backend == "hubport":
         return "hubport,id=%s,hubid=%d" % (netdev_id, nic.hub)
     if backend == "user":
-        return ",".join(["user,id=%s" % netdev_id] + ["hostfwd=%s" % esc(rule) for rule in nic.hostfwd])
+        options = ["user,id=%s" % netdev_id] + (["restrict=on"] if nic.restrict else [])
+        return ",".join(options + ["hostfwd=%s" % esc(rule) for rule in nic.hostfwd])
     if backend == "stream":
         server = bool(nic.listen)
         return "stream,id=%s,server=%s,%s" % (netdev_id, "on" if server else "off", _address("addr", nic.listen or nic.connect))

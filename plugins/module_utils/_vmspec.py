@@ -48,17 +48,17 @@ NIC_BACKEND_FIELDS = {
     "socket": ("listen", "connect"),
     "mcast": ("mcast", "localaddr"),
     "hubport": ("hub",),
-    "user": ("hostfwd",),
+    "user": ("hostfwd", "restrict"),
     "stream": ("listen", "connect"),
     "dgram": ("listen", "connect"),
 }
-NIC_OPTIONAL_FIELDS = ("bridge", "tap", "listen", "connect", "mcast", "localaddr", "hub", "hostfwd")
+NIC_OPTIONAL_FIELDS = ("bridge", "tap", "listen", "connect", "mcast", "localaddr", "hub", "hostfwd", "restrict")
 
 # cfg keys we own; anything else in a cfg file is the operator's and is kept untouched.
 _MANAGED_KEY_RE = re.compile(
     r"^(NAME|OS|MEMORY|CPUS|MACHINE|ACCEL|KERNEL|INITRD|APPEND|BRIDGE_IFNAME|NETNS|VNC|VNC_LISTEN|MONITOR_TCP"
     r"|SERIAL_LOG|EXTRA_ARGS|CDR\d+|DSK\d+(_(FORMAT|INTERFACE|READONLY))?"
-    r"|NIC\d+(_(BACKEND|BRIDGE|TAP|LISTEN|CONNECT|MCAST|LOCALADDR|HUB|MAC|HOSTFWD))?"
+    r"|NIC\d+(_(BACKEND|BRIDGE|TAP|LISTEN|CONNECT|MCAST|LOCALADDR|HUB|MAC|HOSTFWD|RESTRICT))?"
     r"|HUB\d+(_(BRIDGE|TAP))?)$"
 )
 
@@ -125,6 +125,7 @@ class NicSpec:
     localaddr: Optional[str] = None
     hub: Optional[int] = None
     hostfwd: List[str] = field(default_factory=list)
+    restrict: bool = False  # user: the guest reaches only slirp's own services and its host forwards
     mac: Optional[str] = None  # explicit MAC; None means derived from NAME, OS and the NIC number
 
 
@@ -232,6 +233,8 @@ class VmSpec:
                     items.append(("NIC%d_%s" % (i, fname.upper()), str(value)))
             if nic.hostfwd:
                 items.append(("NIC%d_HOSTFWD" % i, " ".join(nic.hostfwd)))
+            if nic.restrict:
+                items.append(("NIC%d_RESTRICT" % i, "yes"))
             if nic.mac:
                 items.append(("NIC%d_MAC" % i, nic.mac))
         for i, hub in enumerate(self.hubs, start=1):
@@ -392,6 +395,7 @@ def from_cfg(cfg, source="<cfg>", check_files=False):
             nic[fname] = opt("NIC%d_%s" % (i, fname.upper()))
         nic["hub"] = _to_int(nic["hub"], names.nic(i, "hub"))
         nic["hostfwd"] = (nic["hostfwd"] or "").split()
+        nic["restrict"] = _to_bool(nic["restrict"], names.nic(i, "restrict"))
         params["nics"].append(nic)
     params["hubs"] = [dict(id=_to_int(hub_id, names.hub(i, "id")), bridge=opt("HUB%d_BRIDGE" % i), tap=opt("HUB%d_TAP" % i))
                       for i, hub_id in enumerate(numbered(d, "HUB"), start=1)]
@@ -644,7 +648,8 @@ def _build_nic(n, i, names):
     allowed = NIC_BACKEND_FIELDS[backend]
     for fname in NIC_OPTIONAL_FIELDS:
         value = n.get(fname)
-        if value in (None, "", []):
+        # restrict: false is the default, so it is no mistake on any backend (`hub: 0` is a value).
+        if value is None or value is False or value in ("", []):
             continue
         if fname not in allowed:
             raise ParameterError(names.nic(i, fname), "is not used by backend %s (it uses: %s)" % (backend, ", ".join(allowed)))
@@ -701,6 +706,8 @@ def _build_nic(n, i, names):
                 rule = "%s:127.0.0.1:%s-%s:%s" % (match.group("proto"), match.group("hport"), match.group("gaddr"), match.group("gport"))
             forwards.append(rule)
         nic.hostfwd = forwards
+    if not isinstance(nic.restrict, bool):
+        raise ParameterError(names.nic(i, "restrict"), "%r is not true or false" % (nic.restrict,))
     if n.get("mac"):
         nic.mac = normalize_mac(n["mac"], names.nic(i, "mac"))
     return nic
@@ -732,7 +739,7 @@ _LEGACY_BACKEND_FIELDS = {
     # -net TYPE option -> nics[] field
     "tap": {"ifname": "tap"},
     "socket": {"listen": "listen", "connect": "connect", "mcast": "mcast", "localaddr": "localaddr"},
-    "user": {"hostfwd": "hostfwd"},
+    "user": {"hostfwd": "hostfwd", "restrict": "restrict"},
 }
 
 
@@ -762,7 +769,11 @@ def legacy_net_message(args):
                 backend = "mcast" if kind == "socket" and "mcast" in opts else kind
                 nic["backend"] = backend
                 for opt, fname in _LEGACY_BACKEND_FIELDS.get(kind, {}).items():
-                    if opts.get(opt):
+                    if fname == "restrict":
+                        # QEMU's boolean spellings (a bare `restrict` is on); off is the default and needs no entry.
+                        if opt in opts and opts[opt].lower() in ("", "on", "yes", "y", "true"):
+                            nic[fname] = "true"
+                    elif opts.get(opt):
                         nic[fname] = [opts[opt]] if fname == "hostfwd" else opts[opt]
             entries.append(nic)
         else:

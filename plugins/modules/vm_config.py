@@ -179,6 +179,15 @@ options:
           - An empty host address means V(127.0.0.1), never every address.
         type: list
         elements: str
+      restrict:
+        description:
+          - V(true) isolates the guest of a V(user) NIC (QEMU's C(restrict=on)); it can contact neither the host nor,
+            through the host, anything outside. Slirp's own DHCP server, DNS address and gateway still answer it, and
+            its O(nics[].hostfwd) forwards still reach it.
+          - Written as C(NICx_RESTRICT="yes"), only when V(true). V(false), the same as leaving it out, is accepted on
+            every backend.
+        type: bool
+        version_added: 0.1.0
       mac:
         description:
           - Explicit MAC address (6 octets, unicast, not all-zero). Default derived from O(name), O(os) and the NIC number.
@@ -464,6 +473,7 @@ def per_vm_argument_spec():
             localaddr=dict(type="str"),
             hub=dict(type="int"),
             hostfwd=dict(type="list", elements="str"),
+            restrict=dict(type="bool"),
             mac=dict(type="str"),
         )),
         hubs=dict(type="list", elements="dict", default=[], options=dict(

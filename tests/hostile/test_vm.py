@@ -135,7 +135,8 @@ port = st.integers(20000, 60000)
 nic = st.one_of(
     st.fixed_dictionaries({"backend": st.just("tap")}, optional={"tap": ok_ifnames, "bridge": ok_ifnames, "mac": st.just("02:00:00:00:00:01")}),
     st.fixed_dictionaries({"backend": st.just("user")}, optional={"hostfwd": st.lists(st.builds(
-        lambda h, p: "tcp:%s:%d-:22" % (h, p), st.sampled_from(["", "127.0.0.1"]), port), max_size=2, unique_by=lambda r: r.split(":")[2])}),
+        lambda h, p: "tcp:%s:%d-:22" % (h, p), st.sampled_from(["", "127.0.0.1"]), port), max_size=2, unique_by=lambda r: r.split(":")[2]),
+        "restrict": st.booleans()}),
     st.builds(lambda h, p: {"backend": "socket", "listen": "%s:%d" % (h, p)}, st.sampled_from(["", "127.0.0.1", "localhost"]), port),
     st.builds(lambda h, p: {"backend": "stream", "listen": "%s:%d" % (h, p)}, st.sampled_from(["", "127.0.0.1", "[::1]"]), port),
     st.sampled_from([{"backend": "stream", "listen": "unix:" + os.path.join(hs.SANDBOX, "s,o\"ck#")}]),

@@ -67,6 +67,7 @@ nic_fields = {
                                         "e1000 ", "virtio-net-pci,netdev=x"]), hs.hostile_text),
     "bridge": hs.names, "tap": hs.names, "listen": hs.hostports, "connect": hs.hostports, "mcast": hs.hostports,
     "localaddr": hs.hosts, "hub": hs.ints, "hostfwd": st.lists(hs.hostfwds, max_size=3), "mac": hs.macs,
+    "restrict": st.one_of(st.booleans(), st.sampled_from(["yes", "maybe", 2])),
 }
 nics = st.lists(
     st.fixed_dictionaries({"backend": st.one_of(st.sampled_from(["tap", "socket", "mcast", "hubport", "user", "stream", "dgram"]),
@@ -135,7 +136,7 @@ def qemu_opts(value):
 OPTION_KEYS = {
     "-drive": {"file", "format", "if", "media", "snapshot", "readonly"},
     "-netdev": {"id", "ifname", "script", "downscript", "listen", "connect", "mcast", "localaddr", "hubid", "netdev",
-                "hostfwd", "server", "addr.type", "addr.host", "addr.port", "addr.path", "local.type", "local.host",
+                "hostfwd", "restrict", "server", "addr.type", "addr.host", "addr.port", "addr.path", "local.type", "local.host",
                 "local.port", "local.path", "remote.type", "remote.host", "remote.port", "remote.path"},
     "-device": {"netdev", "mac"},
     "-chardev": {"id", "host", "port", "server", "wait"},

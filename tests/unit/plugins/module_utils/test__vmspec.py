@@ -62,7 +62,7 @@ def full_params(**over):
             dict(model="e1000", backend="socket", connect="127.0.0.1:10002"),
             dict(model="e1000", backend="mcast", mcast="230.0.0.1:1234", localaddr="127.0.0.1"),
             dict(model="rtl8139", backend="hubport", hub=0),
-            dict(model="e1000", backend="user", hostfwd=["tcp::2222-:22"]),
+            dict(model="e1000", backend="user", hostfwd=["tcp::2222-:22"], restrict=True),
             dict(model="e1000", backend="stream", connect="unix:/run/x.sock"),
             dict(model="e1000", backend="dgram", listen="127.0.0.1:9000", connect="127.0.0.1:9001"),
             dict(model="e1000", mac="52:54:00:12:34:56"),
@@ -82,12 +82,31 @@ def test_every_field_round_trips_through_the_cfg_file():
     assert spec.render_onto(CfgFile.parse(text)) == text
     # an empty host in a forward is bound to loopback, never to every address
     assert spec.nics[5].hostfwd == ["tcp:127.0.0.1:2222-:22"]
+    assert 'NIC6_RESTRICT="yes"' in text.splitlines() and again.nics[5].restrict is True
     assert spec.nic_mac(9) == "52:54:00:12:34:56"
 
 
 def test_defaults_are_not_written():
     text = from_params(dict(name="min"), check_files=False).render_onto(None)
     assert text.splitlines()[1:] == ['NAME="min"', 'OS="linux"']
+
+
+@pytest.mark.parametrize("restrict", [None, False])
+def test_restrict_unset_or_false_writes_nothing_on_any_backend(restrict):
+    spec = from_params(dict(name="web1", nics=[dict(backend="user", restrict=restrict), dict(backend="tap", restrict=restrict)]),
+                       check_files=False)
+    assert [n.restrict for n in spec.nics] == [False, False]
+    assert "RESTRICT" not in spec.render_onto(None)
+
+
+@pytest.mark.parametrize("value, expected", [("yes", True), ("on", True), ("true", True), ("no", False), ("off", False)])
+def test_restrict_read_from_a_hand_written_cfg(value, expected):
+    text = 'NAME="w"\nNIC1="e1000"\nNIC1_BACKEND="user"\nNIC1_RESTRICT="%s"\n' % value
+    cfg, spec = parse_cfg_text(text, "x")
+    assert spec.nics[0].restrict is expected
+    # rendered back the collection's way: "yes", or no key at all for the default
+    rendered = spec.render_onto(cfg).splitlines()
+    assert [line for line in rendered if line.startswith("NIC1_RESTRICT")] == (['NIC1_RESTRICT="yes"'] if expected else [])
 
 
 def test_nic_tap_and_bridge_defaults():
@@ -127,6 +146,10 @@ def test_nic_tap_and_bridge_defaults():
     (dict(nics=[dict(backend="hubport")]), "nics[0].hub", "needs hub"),
     (dict(nics=[dict(backend="hubport", hub=-1)]), "nics[0].hub", "not a hub number"),
     (dict(nics=[dict(backend="user", hostfwd=["2222:22"])]), "nics[0].hostfwd", "PROTO"),
+    (dict(nics=[{}, dict(backend="tap", restrict=True)]), "nics[1].restrict", "not used by backend tap (it uses: bridge, tap)"),
+    (dict(nics=[dict(backend="socket", listen=":1", restrict=True)]), "nics[0].restrict", "not used by backend socket"),
+    (dict(nics=[dict(backend="stream", listen=":1", restrict=True)]), "nics[0].restrict", "not used by backend stream"),
+    (dict(nics=[dict(backend="user", restrict="yes")]), "nics[0].restrict", "not true or false"),
     (dict(nics=[dict(backend="dgram", listen=":1")]), "nics[0].listen", "needs listen"),
     (dict(nics=[dict(mac="01:00:5e:00:00:01")]), "nics[0].mac", "multicast"),
     (dict(nics=[dict(mac="00:00:00:00:00:00")]), "nics[0].mac", "all-zero"),
@@ -160,6 +183,8 @@ def test_missing_files_are_errors_only_when_checked(tmp_path):
     ('NAME="w"\nMEMORY="lots"\n', "MEMORY"),
     ('NAME="w"\nVNC="maybe"\n', "VNC"),
     ('NAME="w"\nDSK1="/a.img"\nDSK1_FORMAT="zip"\n', "DSK1_FORMAT"),
+    ('NAME="w"\nNIC1="e1000"\nNIC1_BACKEND="user"\nNIC1_RESTRICT="sometimes"\n', "NIC1_RESTRICT"),
+    ('NAME="w"\nNIC1="e1000"\nNIC1_RESTRICT="yes"\n', "NIC1_RESTRICT"),
 ])
 def test_bad_cfg_names_file_and_key(text, where):
     with pytest.raises(ParameterError) as exc:
@@ -200,6 +225,11 @@ def test_bad_hubs(hubs, param, problem):
     (["-net", "nic,model=e1000", "-net", "tap,ifname=t0"], "nics: [{model: e1000, backend: tap, tap: t0}]"),
     (["-net", "nic,model=rtl8139,macaddr=52:54:00:12:34:56", "-net", "user,hostfwd=tcp::2222-:22"],
      "nics: [{model: rtl8139, mac: 52:54:00:12:34:56, backend: user, hostfwd: ['tcp::2222-:22']}]"),
+    (["-net", "nic", "-net", "user,restrict=on,hostfwd=tcp::2222-:22"],
+     "nics: [{model: e1000, backend: user, hostfwd: ['tcp::2222-:22'], restrict: true}]"),
+    (["-net", "nic", "-net", "user,restrict=y"], "nics: [{model: e1000, backend: user, restrict: true}]"),
+    (["-net", "nic", "-net", "user,restrict"], "nics: [{model: e1000, backend: user, restrict: true}]"),
+    (["-net", "nic", "-net", "user,restrict=off"], "nics: [{model: e1000, backend: user}]"),
     (["-net", "nic", "-net", "socket,mcast=230.0.0.1:1234"], "nics: [{model: e1000, backend: mcast, mcast: 230.0.0.1:1234}]"),
     (["-net", "nic,vlan=1", "-net", "nic,vlan=1,model=rtl8139", "-net", "tap,vlan=1"],
      "nics: [{model: e1000, backend: hubport, hub: 1}, {model: rtl8139, backend: hubport, hub: 1}]; hubs: [{id: 1}]"),
