@@ -300,6 +300,7 @@ class VmManager:
         """
         if not records:
             return {}
+        self.binary()  # a qemu_binary that is not there fails before run_dir or the lock is made
         # Two runs converging the same VMs at once (two playbooks, forks) both found them stopped:
         # they launch one after the other, each only what a fresh look under the lock finds stopped.
         with self._start_lock():

@@ -102,3 +102,18 @@ def test_taps_are_recorded_before_they_are_made(tmp_path):
         mgr._make_links([record])
     assert len(calls) >= 2
     assert record.made_links() == dict(netns=None, taps=["vm1-n1"])
+
+
+def test_a_missing_qemu_binary_fails_before_run_dir_or_lock_exist(tmp_path):
+    # Found by the hostile-input suite: qemu_binary=/dev/null failed only after run_dir and the start lock were made.
+    args = dict(config_dir=str(tmp_path / "etc"), run_dir=str(tmp_path / "run"), qemu_binary="/dev/null")
+    with patch_module_args(args):
+        module = basic.AnsibleModule(argument_spec=dict(config_dir=dict(type="path"), run_dir=dict(type="path"),
+                                                        qemu_binary=dict(type="str")))
+    module.fail_json = mock.Mock(side_effect=RuntimeError("fail_json"))
+    mgr = VmManager(module)
+    record = VmRecord("vm1", Entry("vm1", "vm1", 0), None, None, RunPaths(args["run_dir"], "vm1"))
+    with pytest.raises(RuntimeError):
+        mgr.start([record])
+    assert "/dev/null" in module.fail_json.call_args.kwargs["msg"]
+    assert not os.path.exists(args["run_dir"])
