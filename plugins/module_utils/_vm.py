@@ -365,7 +365,8 @@ class VmManager:
         with self.registry.locked() as state:
             listening = listening_tcp_ports()
             for record in missing:
-                record.entry = state.resolve(record.name) or state.plan_register(record.name, None, record.spec.macs(), listening)
+                record.entry = state.resolve(record.name) or state.plan_register(
+                    record.name, None, record.spec.macs(), frozenset(listening) | frozenset(record.spec.listened_tcp_ports()))
                 state.put(record.entry)
             self.registry.save(state)
         return [r.name for r in missing]
@@ -398,14 +399,20 @@ class VmManager:
                 lines.append(["link", "set", "dev", "lo", "up"])
             for record in group:
                 for tap, bridge in record.spec.taps(record.short_name):
-                    if bridge not in links:
-                        plan = plan_bridge(links, bridge, stp=False)
-                        lines += plan.lines
-                        plan.update(links)
-                    created = tap not in links
-                    # A persistent tap with no owner may be attached by any user who can open /dev/net/tun
-                    # (while QEMU is not holding it); ours belong to the user QEMU runs as.
-                    plan = plan_tap(links, tap, bridge=bridge, owner=os.geteuid() if created else None, up=True)
+                    try:
+                        if bridge not in links:
+                            plan = plan_bridge(links, bridge, stp=False)
+                            lines += plan.lines
+                            plan.update(links)
+                        created = tap not in links
+                        # A persistent tap with no owner may be attached by any user who can open /dev/net/tun
+                        # (while QEMU is not holding it); ours belong to the user QEMU runs as.
+                        plan = plan_tap(links, tap, bridge=bridge, owner=os.geteuid() if created else None, up=True)
+                    except QemuInitError as exc:
+                        # Nothing is made yet (the batch runs below): say which VM's links clash.
+                        exc.msg = "VM %s (tap %s on bridge %s): %s" % (record.name, tap, bridge, exc.msg)
+                        exc.args = (exc.msg,)
+                        raise
                     lines += plan.lines
                     plan.update(links)
                     if created:

@@ -256,13 +256,21 @@ class VmConfig:
         after = spec.render_onto(existing)
         if after != before and spec.name not in self._models_checked:
             self._check_nic_models(spec)  # the file changed since _cfg_would_change looked, or `name` was a short name
+        own = spec.listened_tcp_ports()
+        # A new VM's slot also avoids the ports its own NICs will listen on.
         entry = reg.plan_register(spec.name, params.get("short_name"), spec.macs(),
-                                  listening=listening[0] if entry_now is None else ())
+                                  listening=(listening[0] | frozenset(own)) if entry_now is None else ())
+        ports = ports_info(reg.base, entry.slot)
+        for port, label in ((ports["monitor_port"], "monitor_tcp"), (ports["control_port"], "monitor_tcp"), (ports["vnc_port"], "vnc")):
+            if port in own and getattr(spec, label):
+                # QEMU would fail to bind one of the two at launch: refused now, naming the NIC.
+                raise ParameterError(own[port], "port %d is also the %s port of VM %s (slot %d), which %s=true listens on"
+                                     % (port, "VNC" if label == "vnc" else "monitor/control", spec.name, entry.slot, label))
         reg.put(entry)  # the next VM of a batch sees this one's slot, short name and MACs
         result = dict(name=spec.name, short_name=entry.short_name, path=path,
                       nics=describe_nics(spec, entry.short_name), macs=spec.macs(), cfg=dict(spec.cfg_items()),
                       hubs=[dict(id=h.id, tap=spec.hub_tap(h, entry.short_name), bridge=spec.hub_bridge(h)) for h in spec.hubs])
-        result.update(ports_info(reg.base, entry.slot))
+        result.update(ports)
         return _Change(spec.name, path, before, after, entry_now, entry, result)
 
     def _plan_absent(self, reg, params):

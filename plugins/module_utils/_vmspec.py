@@ -193,6 +193,18 @@ class VmSpec:
                 for i, nic in enumerate(self.nics, start=1) if nic.backend == "tap"]
         return taps + [(self.hub_tap(hub, short_name), self.hub_bridge(hub)) for hub in self.hubs]
 
+    def listened_tcp_ports(self):
+        """{port: what} of the TCP ports the VM's NICs listen on (socket/stream listen, tcp host forwards)."""
+        ports = {}
+        for i, nic in enumerate(self.nics, start=1):
+            if nic.backend in ("socket", "stream") and nic.listen and not nic.listen.startswith("unix:"):
+                ports.setdefault(int(nic.listen.rsplit(":", 1)[1]), "nics[%d].listen" % (i - 1))
+            for rule in nic.hostfwd:
+                match = _HOSTFWD_RE.match(rule)
+                if match and match.group("proto") == "tcp":
+                    ports.setdefault(int(match.group("hport")), "nics[%d].hostfwd" % (i - 1))
+        return ports
+
     def uses_bridge(self):
         """Does a tap NIC or a hub uplink use the VM's own bridge (BRIDGE_IFNAME)?"""
         return (any(nic.backend == "tap" and not nic.bridge for nic in self.nics)
@@ -526,6 +538,15 @@ def _build(p, names, check_files):
             taps[nic.tap] = i
 
     _build_hubs(spec, p.get("hubs") or [], names)
+    # A tap named like a bridge the VM puts its taps on would be that bridge: refused here, not at launch.
+    bridges = set(spec.nic_bridge(i) for i, nic in enumerate(spec.nics, start=1) if nic.backend == "tap")
+    bridges.update(spec.hub_bridge(hub) for hub in spec.hubs)
+    for i, nic in enumerate(spec.nics, start=1):
+        if nic.backend == "tap" and nic.tap in bridges:
+            raise ParameterError(names.nic(i, "tap"), "%s is also a bridge this VM's taps are put on; a tap cannot be a bridge" % nic.tap)
+    for i, hub in enumerate(spec.hubs, start=1):
+        if hub.tap in bridges:
+            raise ParameterError(names.hub(i, "tap"), "%s is also a bridge this VM's taps are put on; a tap cannot be a bridge" % hub.tap)
 
     spec.vnc = bool(p.get("vnc"))
     vnc_listen = p.get("vnc_listen") or DEFAULT_VNC_LISTEN

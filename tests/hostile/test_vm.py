@@ -26,6 +26,7 @@ import pytest
 from hypothesis import given, strategies as st
 from hypothesis import settings
 
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import DEFAULT_BRIDGE
 from ansible_collections.qemu_init.qemu.plugins.modules import monitor as monitor_module
 from ansible_collections.qemu_init.qemu.plugins.modules import vm as vm_module
 from ansible_collections.qemu_init.qemu.plugins.modules import vm_config
@@ -212,6 +213,12 @@ def test_vm_lifecycle(netns, name, nics, disks, vnc, vnc_listen, monitor_tcp, ke
         os.makedirs(os.path.dirname(params["serial_log"]), exist_ok=True)
         roots.append(os.path.dirname(params["serial_log"]))
     configured = call(vm_config.main, params)
+    bridges = set(n.get("bridge") or DEFAULT_BRIDGE for n in nics if n["backend"] == "tap")
+    if any(n.get("tap") and n["tap"] in bridges for n in nics if n["backend"] == "tap"):
+        # A tap named like one of the VM's bridges: refused before anything is written, naming the tap.
+        assert configured.kind == "fail" and "].tap: " in configured.msg and "a tap cannot be a bridge" in configured.msg, configured
+        assert not os.path.exists(os.path.join(CONFIG, "vms", name + "-qemu.cfg"))
+        return
     assert harness.judge("vm_config", configured, roots, params) == [] and configured.kind == "ok", configured
     links_before = _links(netns)
     started = call(vm_module.main, dict(name=name, state="started"))

@@ -280,3 +280,24 @@ def test_a_binary_that_lists_no_network_devices_is_blamed_not_the_nic_model(dirs
     assert failed and len(calls) == 1
     assert out["msg"].startswith("qemu_binary: /bin/true lists no network devices")
     assert not os.path.exists(dirs["config_dir"])
+
+
+def test_a_new_vm_gets_a_slot_clear_of_its_own_nics_listen_ports(dirs):
+    # Found by the hostile-input suite: a socket NIC listening on 30320 (slot 0's monitor port) with monitor_tcp
+    # made QEMU fail to bind at launch. The slot now avoids the VM's own listen and host-forward ports.
+    nics = [dict(model="e1000", backend="socket", listen=":30320"), dict(model="e1000", backend="user", hostfwd=["tcp::30421-:22"])]
+    out, failed, _calls = run(dict(dirs, name="own1", monitor_tcp=True, nics=nics))
+    assert not failed, out
+    assert out["slot"] == 2 and out["monitor_port"] == 30322  # 0: monitor 30320; 1: control 30421
+
+
+def test_a_registered_vm_cannot_listen_on_its_own_monitor_port(dirs):
+    out, failed, _calls = run(dict(dirs, name="own2", monitor_tcp=True))
+    assert not failed and out["monitor_port"] == 30320
+    nics = [dict(model="e1000", backend="stream", listen="127.0.0.1:30420")]
+    out, failed, _calls = run(dict(dirs, name="own2", monitor_tcp=True, nics=nics))
+    assert failed and out["msg"].startswith("nics[0].listen: port 30420 is also the monitor/control port of VM own2"), out["msg"]
+    out, failed, _calls = run(dict(dirs, vms=[dict(name="own2", monitor_tcp=True, nics=nics)]))
+    assert failed and out["msg"].startswith("vms[0].nics[0].listen: port 30420"), out["msg"]
+    out, failed, _calls = run(dict(dirs, name="own2", monitor_tcp=False, nics=nics))
+    assert not failed, out  # no monitor listening: no clash
