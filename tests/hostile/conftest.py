@@ -18,10 +18,13 @@ from ansible_collections.qemu_init.qemu.tests.hostile.strategies import CANARY, 
 _COMMON = dict(deadline=None, database=None, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                       HealthCheck.filter_too_much, HealthCheck.data_too_large])
-# `ci` (default): what tools/test.sh runs, about a minute. `long`: ten times the examples, for a deeper
-# local run (QI_HOSTILE_PROFILE=long bash tools/test.sh hostile). Each test sets its example count with
+# `ci` (default): what tools/test.sh runs, about a minute, with hypothesis derandomized: the same inputs on
+# every run, so a failure in CI is a regression, not the luck of the draw. `random`: as many examples, new
+# ones each run. `long`: ten times the examples, new ones each run, for a deeper local search
+# (QI_HOSTILE_PROFILE=long bash tools/test.sh hostile). Each test sets its example count with
 # harness.examples(n), which scales with the profile.
-settings.register_profile("ci", **_COMMON)
+settings.register_profile("ci", derandomize=True, **_COMMON)
+settings.register_profile("random", **_COMMON)
 settings.register_profile("long", **_COMMON)
 settings.load_profile(harness.PROFILE)
 
