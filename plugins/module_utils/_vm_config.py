@@ -144,15 +144,20 @@ class VmConfig:
     def run(self):
         if self.params.get("vms") is None:
             change = self._converge([("", self.params)])[0]
-            result = dict(change.result, changed=change.changed)
+            result = dict(change.result, changed=change.changed, cfg_exists=self._cfg_exists(change))
             if self.module._diff:
                 result["diff"] = change.diffs(self.registry.path)
             return result
         changes = self._converge(self._batch_items())
-        result = dict(changed=any(c.changed for c in changes), vms=[dict(c.result, changed=c.changed) for c in changes])
+        result = dict(changed=any(c.changed for c in changes),
+                      vms=[dict(c.result, changed=c.changed, cfg_exists=self._cfg_exists(c)) for c in changes])
         if self.module._diff:
             result["diff"] = [d for c in changes if c.changed for d in c.diffs(self.registry.path)]
         return result
+
+    def _cfg_exists(self, change):
+        """Does the VM's cfg file exist once this call is done? (In check mode: as it was.)"""
+        return (change.before if self.check_mode else change.after) is not None
 
     def _batch_items(self):
         for key, option in self.per_vm_spec.items():

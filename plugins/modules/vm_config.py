@@ -323,10 +323,21 @@ vms:
   sample:
     - name: web1
       changed: true
+      cfg_exists: true
       short_name: web1
       path: /etc/qemu/vms/web1-qemu.cfg
       slot: 0
       monitor_port: 30320
+cfg_exists:
+  description:
+    - Whether the VM's cfg file exists once this call is done. In check mode nothing is written, so it is V(false)
+      for a VM whose file would be created (and V(true) for one whose file would be removed).
+    - What a play needs to know before it asks M(qemu_init.qemu.vm) to start the VM (the P(qemu_init.qemu.vms#role)
+      role leaves such VMs out of its lifecycle calls in check mode).
+  returned: always
+  type: bool
+  sample: true
+  version_added: 0.1.0
 name:
   description: The VM's long name (also when O(name) was its short name).
   returned: when O(name) is given

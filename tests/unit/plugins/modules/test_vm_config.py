@@ -205,7 +205,7 @@ def test_batch_absent_and_short_names(dirs):
     run(dict(dirs, vms=[dict(name="c1", short_name="x1"), dict(name="c2")]))
     res, failed, dummy = run(dict(dirs, vms=[dict(name="x1", state="absent"), dict(name="c2", memory=64)]))
     assert not failed, res
-    assert res["vms"][0] == dict(name="c1", path=res["vms"][0]["path"], changed=True)
+    assert res["vms"][0] == dict(name="c1", path=res["vms"][0]["path"], changed=True, cfg_exists=False)
     assert not os.path.exists(res["vms"][0]["path"])
     assert res["vms"][1]["changed"] and res["vms"][1]["slot"] == 1
     with open(os.path.join(dirs["config_dir"], "qemu-init.reg")) as handle:
@@ -301,3 +301,15 @@ def test_a_registered_vm_cannot_listen_on_its_own_monitor_port(dirs):
     assert failed and out["msg"].startswith("vms[0].nics[0].listen: port 30420"), out["msg"]
     out, failed, _calls = run(dict(dirs, name="own2", monitor_tcp=False, nics=nics))
     assert not failed, out  # no monitor listening: no clash
+
+
+def test_cfg_exists_says_whether_the_file_is_there_after_the_call(dirs):
+    vms = [dict(name="e1"), dict(name="e2")]
+    check, failed, _calls = run(dict(dirs, vms=vms), check_mode=True)
+    assert not failed and [v["cfg_exists"] for v in check["vms"]] == [False, False]  # would be created
+    done, failed, _calls = run(dict(dirs, vms=vms))
+    assert not failed and [v["cfg_exists"] for v in done["vms"]] == [True, True]
+    gone, failed, _calls = run(dict(dirs, name="e2", state="absent"), check_mode=True)
+    assert not failed and gone["changed"] and gone["cfg_exists"]  # check mode: still there
+    gone, failed, _calls = run(dict(dirs, name="e2", state="absent"))
+    assert not failed and not gone["cfg_exists"] and not os.path.exists(gone["path"])
