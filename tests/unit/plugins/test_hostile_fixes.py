@@ -7,21 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from ansible.module_utils import basic
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand, parse_links
 from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import check_ifname
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params
-from ansible_collections.qemu_init.qemu.tests.unit.plugins.ip_fakes import IP, FakeRun, patch_module_args
-
-
-@pytest.fixture
-def module():
-    if IP is None:
-        pytest.skip("iproute2's ip is not installed")
-    with patch_module_args({}):
-        yield basic.AnsibleModule(argument_spec={})
+from ansible_collections.qemu_init.qemu.tests.unit.plugins.ip_fakes import IP, FakeRun
+from ansible_collections.qemu_init.qemu.tests.unit.plugins.vm_helpers import manager
 
 
 def test_batch_line_ending_in_a_backslash_runs_on_its_own(module):
@@ -141,7 +133,7 @@ def test_taps_the_vm_module_makes_belong_to_the_user_qemu_runs_as(tmp_path):
 
     from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
     from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Entry
-    from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import VmManager, VmRecord
+    from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import VmRecord
 
     if IP is None:
         pytest.skip("iproute2's ip is not installed")
@@ -151,12 +143,11 @@ def test_taps_the_vm_module_makes_belong_to_the_user_qemu_runs_as(tmp_path):
         calls.append((list(argv), data))
         return 0, "[]" if "-json" in argv else "", ""
 
-    with patch_module_args(dict(config_dir=str(tmp_path / "etc"), run_dir=str(tmp_path / "run"))):
-        module = basic.AnsibleModule(argument_spec=dict(config_dir=dict(type="path"), run_dir=dict(type="path")))
-    module.run_command = fake_run
+    mgr = manager(tmp_path)
+    mgr.module.run_command = fake_run
     spec = from_params(dict(name="web1", nics=[dict(model="e1000")]), check_files=False)
-    record = VmRecord("web1", Entry("web1", "web1", 0), spec, "", RunPaths(str(tmp_path / "run"), "web1"))
-    VmManager(module)._make_links([record])
+    record = VmRecord("web1", Entry("web1", "web1", 0), spec, "", RunPaths(mgr.run_dir, "web1"))
+    mgr._make_links([record])
     applied = "\n".join(data or " ".join(argv) for argv, data in calls)
     assert "tuntap add dev web1-n1 mode tap user %d" % os.geteuid() in applied, calls
 

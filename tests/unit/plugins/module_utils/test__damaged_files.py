@@ -7,16 +7,12 @@ every module against real files)."""
 from __future__ import annotations
 
 import os
-from unittest import mock
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Registry, RegistryError
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import VmManager
-from ansible_collections.qemu_init.qemu.plugins.modules import vm_config
+from ansible_collections.qemu_init.qemu.tests.unit.plugins.vm_helpers import manager, run_vm_config
 
 DAMAGED_CFGS = [
     (b'NAME="web1"\nMEMORY="12', "unterminated double quote"),
@@ -49,48 +45,19 @@ def _write_cfg(tmp_path, data):
 @pytest.mark.parametrize("data, problem", DAMAGED_CFGS)
 def test_vm_modules_refuse_a_damaged_cfg_and_point_to_the_recovery(tmp_path, data, problem):
     path = _write_cfg(tmp_path, data)
-    with patch_module_args(dict(config_dir=str(tmp_path / "etc"), run_dir=str(tmp_path / "run"))):
-        module = basic.AnsibleModule(argument_spec=dict(config_dir=dict(type="path"), run_dir=dict(type="path")))
     with pytest.raises(QemuInitError) as exc:
-        VmManager(module).load(["web1"])
+        manager(tmp_path).load(["web1"])
     assert str(path) in exc.value.msg and problem in exc.value.msg
     assert "docs/cfg-format.md, recovery" in exc.value.msg
     assert path.read_bytes() == data
 
 
-class _Exit(Exception):
-    def __init__(self, result, failed):
-        super().__init__(result)
-        self.result = result
-        self.failed = failed
-
-
-def _run_vm_config(args):
-    def exit_json(self, **kwargs):
-        raise _Exit(kwargs, False)
-
-    def fail_json(self, msg, **kwargs):
-        raise _Exit(dict(kwargs, msg=msg), True)
-
-    def no_commands(self, argv, **kwargs):
-        raise AssertionError("no command expected, got %r" % (argv,))
-
-    with patch_module_args(dict(args, _ansible_check_mode=False, _ansible_diff=False)), \
-            mock.patch.object(basic.AnsibleModule, "run_command", no_commands), \
-            mock.patch.object(basic.AnsibleModule, "exit_json", exit_json), \
-            mock.patch.object(basic.AnsibleModule, "fail_json", fail_json), \
-            mock.patch.object(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False, opt_dirs=None: None):
-        with pytest.raises(_Exit) as exc:
-            vm_config.main()
-    return exc.value.result, exc.value.failed
-
-
 @pytest.mark.parametrize("data, problem", DAMAGED_CFGS)
 def test_vm_config_refuses_to_overwrite_a_damaged_cfg(tmp_path, data, problem):
     path = _write_cfg(tmp_path, data)
-    result, failed = _run_vm_config(dict(name="web1", memory=256, config_dir=str(tmp_path / "etc"),
-                                         run_dir=str(tmp_path / "run")))
-    assert failed
+    result, failed, calls = run_vm_config(dict(name="web1", memory=256, config_dir=str(tmp_path / "etc"),
+                                               run_dir=str(tmp_path / "run")))
+    assert failed and calls == []  # no command: the damaged file stops it first
     assert str(path) in result["msg"] and problem in result["msg"]
     assert "docs/cfg-format.md, recovery" in result["msg"]
     assert path.read_bytes() == data

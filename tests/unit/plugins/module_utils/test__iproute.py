@@ -13,8 +13,6 @@ import json
 
 import pytest
 
-from ansible.module_utils import basic
-
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import (
     IpCommand,
@@ -26,7 +24,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import (
     resolve_user,
 )
 
-from ansible_collections.qemu_init.qemu.tests.unit.plugins.ip_fakes import IP, FakeRun, fixture, patch_module_args
+from ansible_collections.qemu_init.qemu.tests.unit.plugins.ip_fakes import IP, FakeRun, fixture
 
 
 @pytest.fixture
@@ -299,14 +297,6 @@ def test_check_mtu_rejects(value):
 
 # ---------------------------------------------------------------------------------------------
 # IpCommand: the argv and stdin `ip` gets (run_command is the only fake)
-
-
-@pytest.fixture
-def module():
-    if IP is None:
-        pytest.skip("iproute2's ip is not installed")
-    with patch_module_args({}):
-        yield basic.AnsibleModule(argument_spec={})
 
 
 def expect(module, *calls):

@@ -14,46 +14,12 @@ import subprocess
 import time
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
-from ansible_collections.qemu_init.qemu.plugins.module_utils._process import proc_state
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import StopTimeout, VmManager, VmRecord, netdev_connected
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import StopTimeout, VmRecord, netdev_connected
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_states import is_read_only, name_list
-
-QEMU = shutil.which("qemu-system-x86_64")
-needs_qemu = pytest.mark.skipif(QEMU is None, reason="needs qemu-system-x86_64")
-
-
-def manager(tmp_path):
-    args = dict(config_dir=str(tmp_path / "etc"), run_dir=str(tmp_path / "run"))
-    with patch_module_args(args):
-        module = basic.AnsibleModule(argument_spec=dict(config_dir=dict(type="path"), run_dir=dict(type="path")))
-    return VmManager(module)
-
-
-def launch(run, name):
-    """Start an idle daemonized QEMU the way the vm module does (pidfile + QMP in run dir)."""
-    os.makedirs(run.dir, exist_ok=True)
-    subprocess.run([QEMU, "-name", name, "-machine", "none", "-nodefaults", "-display", "none", "-S", "-daemonize",
-                    "-pidfile", run.pidfile, "-qmp", "unix:%s,server=on,wait=off" % run.qmp], check=True)
-    with open(run.pidfile) as handle:
-        return int(handle.read())
-
-
-def gone(pid):
-    return proc_state(pid) in (None, "Z")
-
-
-@pytest.fixture
-def qemus():
-    pids = []
-    yield pids
-    for pid in pids:  # only the processes this test started
-        if not gone(pid):
-            os.kill(pid, 9)
+from ansible_collections.qemu_init.qemu.tests.unit.plugins.vm_helpers import gone, launch, manager, needs_qemu
 
 
 @needs_qemu

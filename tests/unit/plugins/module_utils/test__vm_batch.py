@@ -4,23 +4,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import threading
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
-from ansible_collections.qemu_init.qemu.plugins.module_utils._process import proc_state
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import VmManager, VmRecord, _each, _launch_waves
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import VmRecord, _each, _launch_waves
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params
-
-QEMU = shutil.which("qemu-system-x86_64")
-needs_qemu = pytest.mark.skipif(QEMU is None, reason="needs qemu-system-x86_64")
+from ansible_collections.qemu_init.qemu.tests.unit.plugins.vm_helpers import launch, manager, needs_qemu
 
 
 def record(name, *nics):
@@ -77,31 +69,14 @@ def test_each_lets_other_exceptions_through():
         _each(action, [1, 2, 3], 2)
 
 
-@pytest.fixture
-def qemus():
-    pids = []
-    yield pids
-    for pid in pids:  # only the processes this test started
-        if proc_state(pid) not in (None, "Z"):
-            os.kill(pid, 9)
-
-
 @needs_qemu
 def test_load_probes_many_vms_side_by_side(tmp_path, qemus):
-    args = dict(config_dir=str(tmp_path / "etc"), run_dir=str(tmp_path / "run"))
-    with patch_module_args(args):
-        module = basic.AnsibleModule(argument_spec=dict(config_dir=dict(type="path"), run_dir=dict(type="path")))
-    manager = VmManager(module)
+    mgr = manager(tmp_path)
     vms = ["vm%d" % i for i in range(6)]
     for name in vms[:5]:
-        run = RunPaths(args["run_dir"], name)
-        os.makedirs(run.dir)
         # vm3's QEMU calls itself something else: it is not vm3, whatever its pidfile says.
-        subprocess.run([QEMU, "-name", "other" if name == "vm3" else name, "-machine", "none", "-nodefaults", "-display", "none",
-                        "-S", "-daemonize", "-pidfile", run.pidfile, "-qmp", "unix:%s,server=on,wait=off" % run.qmp], check=True)
-        with open(run.pidfile) as handle:
-            qemus.append(int(handle.read()))
-    records = manager.load(vms, need_cfg=False)
+        qemus.append(launch(RunPaths(mgr.run_dir, name), "other" if name == "vm3" else name))
+    records = mgr.load(vms, need_cfg=False)
     assert [r.name for r in records] == vms
     assert [r.running for r in records] == [True, True, True, False, True, False]
     assert [r.pid for r in records if r.running] == [qemus[0], qemus[1], qemus[2], qemus[4]]

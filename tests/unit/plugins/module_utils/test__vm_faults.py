@@ -9,45 +9,25 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
-import subprocess
 import threading
 from unittest import mock
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
-from ansible_collections.qemu_init.qemu.plugins.module_utils._process import proc_state
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Entry
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import START_LOCK, VmManager, VmRecord
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import START_LOCK, VmRecord
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params
-
-QEMU = shutil.which("qemu-system-x86_64")
-needs_qemu = pytest.mark.skipif(QEMU is None, reason="needs qemu-system-x86_64")
-
-
-def manager(tmp_path):
-    args = dict(config_dir=str(tmp_path / "etc"), run_dir=str(tmp_path / "run"))
-    with patch_module_args(args):
-        module = basic.AnsibleModule(argument_spec=dict(config_dir=dict(type="path"), run_dir=dict(type="path")))
-    return VmManager(module)
+from ansible_collections.qemu_init.qemu.tests.unit.plugins.vm_helpers import launch, manager, needs_qemu
 
 
 @pytest.fixture
-def idle_qemu(tmp_path):
+def idle_qemu(tmp_path, qemus):
     """An idle daemonized QEMU named vm1 with the vm module's pidfile and QMP socket: another run's VM."""
     run = RunPaths(str(tmp_path / "run"), "vm1")
-    os.makedirs(run.dir)
-    subprocess.run([QEMU, "-name", "vm1", "-machine", "none", "-nodefaults", "-display", "none", "-S", "-daemonize",
-                    "-pidfile", run.pidfile, "-qmp", "unix:%s,server=on,wait=off" % run.qmp], check=True)
-    with open(run.pidfile) as handle:
-        pid = int(handle.read())
-    yield run, pid
-    if proc_state(pid) not in (None, "Z"):  # only the process this test started
-        os.kill(pid, 9)
+    qemus.append(launch(run, "vm1"))
+    return run, qemus[-1]
 
 
 @needs_qemu
@@ -106,14 +86,10 @@ def test_taps_are_recorded_before_they_are_made(tmp_path):
 
 def test_a_missing_qemu_binary_fails_before_run_dir_or_lock_exist(tmp_path):
     # Found by the hostile-input suite: qemu_binary=/dev/null failed only after run_dir and the start lock were made.
-    args = dict(config_dir=str(tmp_path / "etc"), run_dir=str(tmp_path / "run"), qemu_binary="/dev/null")
-    with patch_module_args(args):
-        module = basic.AnsibleModule(argument_spec=dict(config_dir=dict(type="path"), run_dir=dict(type="path"),
-                                                        qemu_binary=dict(type="str")))
-    module.fail_json = mock.Mock(side_effect=RuntimeError("fail_json"))
-    mgr = VmManager(module)
-    record = VmRecord("vm1", Entry("vm1", "vm1", 0), None, None, RunPaths(args["run_dir"], "vm1"))
+    mgr = manager(tmp_path, qemu_binary="/dev/null")
+    mgr.module.fail_json = mock.Mock(side_effect=RuntimeError("fail_json"))
+    record = VmRecord("vm1", Entry("vm1", "vm1", 0), None, None, RunPaths(mgr.run_dir, "vm1"))
     with pytest.raises(RuntimeError):
         mgr.start([record])
-    assert "/dev/null" in module.fail_json.call_args.kwargs["msg"]
-    assert not os.path.exists(args["run_dir"])
+    assert "/dev/null" in mgr.module.fail_json.call_args.kwargs["msg"]
+    assert not os.path.exists(mgr.run_dir)

@@ -5,55 +5,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from unittest import mock
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils import _vm_config as vm_config_utils
-from ansible_collections.qemu_init.qemu.plugins.modules import vm_config
-
-FIXTURE = os.path.join(os.path.dirname(__file__), "..", "module_utils", "fixtures", "qemu-7.2-device-help.txt")
-with open(FIXTURE) as _handle:
-    DEVICE_HELP = _handle.read()
-
-
-class Exit(Exception):
-    def __init__(self, result, failed):
-        super().__init__(result)
-        self.result = result
-        self.failed = failed
-
-
-def run(args, check_mode=False, diff=False, qemu="/usr/bin/qemu-system-x86_64", device_help=DEVICE_HELP):
-    """Run the module; return (result, failed, argv list of run_command calls)."""
-    calls = []
-
-    def fake_run_command(self, argv, **kwargs):
-        calls.append(list(argv))
-        assert argv == [qemu, "-device", "help"], argv
-        return 0, device_help, ""
-
-    def exit_json(self, **kwargs):
-        raise Exit(kwargs, False)
-
-    def fail_json(self, msg, **kwargs):
-        kwargs["msg"] = msg
-        raise Exit(kwargs, True)
-
-    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    with patch_module_args(args), \
-            mock.patch.object(basic.AnsibleModule, "run_command", fake_run_command), \
-            mock.patch.object(basic.AnsibleModule, "exit_json", exit_json), \
-            mock.patch.object(basic.AnsibleModule, "fail_json", fail_json), \
-            mock.patch.object(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False, opt_dirs=None: qemu):
-        with pytest.raises(Exit) as exc:
-            vm_config.main()
-    return exc.value.result, exc.value.failed, calls
+from ansible_collections.qemu_init.qemu.tests.unit.plugins.vm_helpers import needs_qemu, run_vm_config as run
 
 
 @pytest.fixture
@@ -138,7 +97,7 @@ def test_absent(dirs):
     assert not failed and not again["changed"]
 
 
-@pytest.mark.skipif(not shutil.which("qemu-system-x86_64"), reason="needs qemu-system-x86_64")
+@needs_qemu
 def test_absent_refuses_a_running_vm(dirs):
     run(dict(dirs, name="web1"))
     os.makedirs(os.path.join(dirs["run_dir"], "web1"))
