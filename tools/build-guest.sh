@@ -32,44 +32,9 @@ META_PKG=linux-image-amd64
 # a dependency lives elsewhere (decompressing the package dominates the build).
 PARTIAL_DIRS=(drivers/net drivers/virtio drivers/input drivers/acpi drivers/ptp drivers/pps net lib)
 
-log() { printf 'build-guest: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
-
-have() { command -v "$1" >/dev/null 2>&1; }
-
-# Seconds since an $EPOCHREALTIME value, to 0.1 s.
-elapsed() {
-    # digits only: the separator follows the locale
-    local now=${EPOCHREALTIME//[!0-9]/} then=${1//[!0-9]/}
-    local tenths=$(((now - then) / 100000))
-    echo "$((tenths / 10)).$((tenths % 10))"
-}
-
-apt_lists_present() {
-    compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null
-}
-
-apt_busy() {
-    pgrep -x 'apt|apt-get|aptitude|dpkg|unattended-upgr' >/dev/null 2>&1
-}
-
-# apt-get update only when apt knows no packages at all, never next to another apt run.
-ensure_apt_lists() {
-    apt_lists_present && return 0
-    [[ $EUID -eq 0 ]] || die "apt has no package lists; run 'apt-get update' as root first"
-    local waited=0
-    while apt_busy; do
-        ((waited < 300)) || die "apt has no package lists and another apt/dpkg process keeps running"
-        ((waited % 30 == 0)) && log "waiting for another apt/dpkg process to finish"
-        sleep 5
-        waited=$((waited + 5))
-    done
-    log "apt has no package lists: apt-get update"
-    apt-get update -q >&2 || die "apt-get update failed"
-}
+GUEST_TOOL=build-guest
+# shellcheck source=tools/guest-lib.sh
+. "$REPO/tools/guest-lib.sh"
 
 # Candidate version of a package, empty if apt offers none.
 candidate_version() {
@@ -103,11 +68,6 @@ resolve_busybox() {
         [[ -n $BB_VER ]] || die "busybox-static is neither installed nor offered by apt"
         BB_SOURCE=deb
     fi
-}
-
-manifest_get() {
-    [[ -f $OUTDIR/manifest ]] || return 0
-    sed -n "s/^$1=//p" "$OUTDIR/manifest" | head -n1
 }
 
 outputs_present() {

@@ -54,20 +54,9 @@ SRC=$REPO/tools/ssh-guest
 # Bump when the debootstrap call or the trimming changes: the kept root is rebuilt.
 ROOTFS_RECIPE=2
 
-log() { printf 'build-ssh-guest: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
-
-have() { command -v "$1" >/dev/null 2>&1; }
-
-# Seconds since an $EPOCHREALTIME value, to 0.1 s.
-elapsed() {
-    local now=${EPOCHREALTIME//[!0-9]/} then=${1//[!0-9]/}
-    local tenths=$(((now - then) / 100000))
-    echo "$((tenths / 10)).$((tenths % 10))"
-}
+GUEST_TOOL=build-ssh-guest
+# shellcheck source=tools/guest-lib.sh
+. "$REPO/tools/guest-lib.sh"
 
 # The first Debian archive (not -security) in the host's apt sources, one-line or deb822.
 mirror_from_apt() {
@@ -82,19 +71,6 @@ mirror_from_apt() {
         tr -d '[:space:]' | sed 's|/$||' | head -n1 || true
 }
 
-apt_lists_present() {
-    compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null
-}
-
-# apt-get update only when apt knows no packages at all (as tools/build-guest.sh does), and
-# before build-guest.sh starts, so that the two never run apt-get update side by side.
-ensure_apt_lists() {
-    apt_lists_present && return 0
-    [[ $EUID -eq 0 ]] || die "apt has no package lists; run 'apt-get update' as root first"
-    log "apt has no package lists: apt-get update"
-    apt-get update -q >&2 || die "apt-get update failed"
-}
-
 # "pkg=version,..." of the candidate versions of PACKAGES, in one apt-cache call.
 candidate_versions() {
     local -a pkgs
@@ -103,11 +79,6 @@ candidate_versions() {
         /^[^ ].*:$/ { pkg = substr($0, 1, length($0) - 1) }
         /^  Candidate: / && pkg != "" && $2 != "(none)" { out = out sep pkg "=" $2; sep = ","; pkg = "" }
         END { print out }'
-}
-
-manifest_get() {
-    [[ -f $OUTDIR/manifest ]] || return 0
-    sed -n "s/^$1=//p" "$OUTDIR/manifest" | head -n1
 }
 
 outputs_present() {
@@ -206,6 +177,7 @@ main() {
     local start=$EPOCHREALTIME
     MIRROR=${QI_SSH_GUEST_MIRROR:-$(mirror_from_apt)}
     MIRROR=${MIRROR:-http://deb.debian.org/debian}
+    # Before build-guest.sh starts below, so that the two never run apt-get update side by side.
     ensure_apt_lists
 
     # The kernel and base initramfs: tools/build-guest.sh, side by side with the rest.
