@@ -329,7 +329,7 @@ class VmManager:
         except QemuInitError:
             self._unregister(newly_registered)
             raise
-        self.binary(), self._kvm_usable()  # looked up once, before the launches run side by side
+        self._kvm_usable()  # probed once here, not by the launch threads (start() looked the binary up already)
 
         def launch(record):
             t0 = time.monotonic()
