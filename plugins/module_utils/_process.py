@@ -5,7 +5,7 @@
 
 A pidfile outlives its process and pids are reused, so a pid alone proves nothing: the
 process must exist, not be a zombie (PID 1 here reaps late, see TOOLING.md) and be a
-qemu-system-* binary. The vm module adds the final proof, QMP query-name.
+qemu-system-* binary. _probe.probe adds the final proof, QMP query-name.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ command line carries that pidfile and which answers QMP query-name with the VM's
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import fcntl
 import hashlib
@@ -32,20 +31,22 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._process import (
     is_live_qemu,
     proc_cmdline,
     proc_state,
-    read_pidfile,
 )
-from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, kvm_usable, resolve_accel
-from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import (
-    QmpClient,
-    QmpClosed,
-    QmpConnectError,
-    QmpTimeout,
+from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
+    PROBE_PARALLEL,
+    QMP_TIMEOUT,
+    each,
+    launch_argv,
+    launched_otherwise,
+    probe,
+    read_json,
 )
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import kvm_usable
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpClosed, QmpConnectError, QmpTimeout
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Registry, atomic_write, ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import check_vm_name
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import load_cfg_file
 
-QMP_TIMEOUT = 5.0
 # A power-button press that arrives before the guest's ACPI handler is up is lost (measured with
 # the test guest), so the press is repeated until the guest goes down or the timeout ends.
 POWERDOWN_RESEND = 2.0
@@ -63,8 +64,6 @@ START_LOCK = ".qemu-init.start.lock"
 # A batch launches this many QEMUs at a time (2 per core, at least 4): each spends ~50 ms initialising before
 # -daemonize returns, mostly on the CPU, so a few at once fill the cores (20 VMs: 0.4 s instead of 1.1 s on 2 cores).
 LAUNCH_PARALLEL = max(4, 2 * (os.cpu_count() or 1))
-# Probing a VM (pidfile, /proc, four QMP exchanges) is mostly waiting for QEMU's answers: many at once.
-PROBE_PARALLEL = 16
 
 
 class VmRecord:
@@ -89,20 +88,10 @@ class VmRecord:
         return (self.spec.serial_log if self.spec else None) or self.run.serial_log
 
     def launch_record(self):
-        return _read_json(self.run.launch_record)
+        return read_json(self.run.launch_record)
 
     def made_links(self):
-        return _read_json(os.path.join(self.run.dir, "links.json")) or {}
-
-
-def _read_json(path):
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise QemuInitError("reading %s failed: %s" % (path, exc))
+        return read_json(os.path.join(self.run.dir, "links.json")) or {}
 
 
 def netdev_connected(info_network, index, backend):
@@ -134,27 +123,6 @@ def _launch_waves(records):
     connecting = sorted((r for r in records if _connects(r)), key=lambda r: 0 if any(n.listen for n in r.spec.nics) else 1)
     first = [r for r in records if not _connects(r)]
     return ([first] if first else []) + [[r] for r in connecting]
-
-
-def _each(action, items, limit):
-    """action(item) for every item, up to `limit` at a time; [(item, result, QemuInitError or None)] in order.
-
-    A single item runs in the calling thread: the one-VM path has no threads. Other exceptions propagate.
-    """
-    if len(items) <= 1:
-        try:
-            return [(item, action(item), None) for item in items]
-        except QemuInitError as exc:
-            return [(items[0], None, exc)]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(limit, len(items))) as pool:
-        futures = [pool.submit(action, item) for item in items]
-    outcomes = []
-    for item, future in zip(items, futures):
-        exc = future.exception()
-        if exc is not None and not isinstance(exc, QemuInitError):
-            raise exc
-        outcomes.append((item, None if exc else future.result(), exc))
-    return outcomes
 
 
 def _unused_link_group(ip):
@@ -236,32 +204,14 @@ class VmManager:
                 raise QemuInitError("VM %s has no cfg file (%s); create it with qemu_init.qemu.vm_config" % (name, path))
             records.append(VmRecord(name, entry, spec, text, RunPaths(self.run_dir, name)))
         # A probe mostly waits for its QEMU's QMP answers: many VMs are probed side by side.
-        for _record, _result, exc in _each(self.probe, records, PROBE_PARALLEL):
+        for _record, _result, exc in each(self.probe, records, PROBE_PARALLEL):
             if exc is not None:
                 raise exc
         return records
 
     def probe(self, record):
-        """Set record.pid/running/status from the pidfile, /proc and QMP. Touches nothing."""
-        record.pid, record.running, record.status = None, False, None
-        pid = read_pidfile(record.run.pidfile)
-        # A pid alone proves nothing (pidfiles outlive processes, pids are reused): it must be a
-        # live qemu started with this very pidfile...
-        if not is_live_qemu(pid) or record.run.pidfile not in proc_cmdline(pid):
-            return record
-        # ...that says it is this VM.
-        try:
-            with QmpClient(record.run.qmp, timeout=QMP_TIMEOUT) as qmp:
-                name = qmp.query_name()
-                status = qmp.query_status().get("status")
-        except (QmpConnectError, QmpClosed):
-            return record  # exiting right now, or its socket is gone: not running as this VM
-        except QmpTimeout as exc:
-            # Never treat it as stopped: a second QEMU on the same pidfile and disks would follow.
-            raise QemuInitError("VM %s: QEMU pid %d does not answer QMP on %s (%s); is another QMP client connected?"
-                                % (record.name, pid, record.run.qmp, exc.msg))
-        if name == record.name:
-            record.pid, record.running, record.status = pid, True, status
+        """Set record.pid/running/status from the pidfile, /proc and QMP (_probe.probe). Touches nothing."""
+        record.pid, record.running, record.status = probe(record.name, record.run)
         return record
 
     # --- what should run -----------------------------------------------------------------
@@ -272,10 +222,8 @@ class VmManager:
 
     def desired_argv(self, record):
         entry = record.entry
-        return build_argv(
-            record.spec, self.binary(), record.run, ports_info(self.registry_snapshot().base, entry.slot), entry.short_name,
-            resolve_accel(record.spec.accel, self._kvm_usable), ipv6_loopback=os.path.exists("/proc/sys/net/ipv6"),
-        )
+        return launch_argv(record.spec, self.binary(), record.run, ports_info(self.registry_snapshot().base, entry.slot),
+                           entry.short_name, self._kvm_usable)
 
     def _kvm_usable(self):
         if self._kvm is None:
@@ -286,11 +234,7 @@ class VmManager:
         """True when a running VM was launched with other arguments than its cfg gives now."""
         if not record.running or record.spec is None or record.entry is None:
             return False
-        launched = (record.launch_record() or {}).get("argv")
-        if not launched:
-            return False
-        # argv[0] is left out: the same qemu found at another path is not a reason to restart.
-        return launched[1:] != self.desired_argv(record)[1:]
+        return launched_otherwise(record.run, lambda: self.desired_argv(record))
 
     # --- starting ------------------------------------------------------------------------
     def start(self, records):
@@ -339,7 +283,7 @@ class VmManager:
         started, times = [], {}
         for wave in _launch_waves(records):
             failed = []
-            for record, seconds, exc in _each(launch, wave, LAUNCH_PARALLEL):
+            for record, seconds, exc in each(launch, wave, LAUNCH_PARALLEL):
                 if exc is None:
                     times[record.name] = seconds
                     started.append(record.name)

@@ -15,11 +15,13 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths, cfg_path, vms_dir
 from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import listening_tcp_ports
+from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import PROBE_PARALLEL, each, launch_argv, launched_otherwise, probe
 from ansible_collections.qemu_init.qemu.plugins.module_utils._process import is_live_qemu, read_pidfile
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu_help import QemuDevices
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Registry, atomic_write, ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import check_short_name, check_vm_name
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import kvm_usable
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params, parse_cfg_text
 
 SPEC_PARAMS = (
     "name", "os", "memory", "cpus", "machine", "accel", "disks", "cdroms", "kernel", "initrd", "append", "nics",
@@ -79,8 +81,9 @@ class _Change:
     `after` None means the cfg file is removed, `entry` None that the registry entry is.
     """
 
-    def __init__(self, name, path, before, after, entry_now, entry, result):
+    def __init__(self, name, path, before, after, entry_now, entry, result, ports=None):
         self.name = name
+        self.ports = ports  # _registry.ports_info of the slot it keeps or gets (None when removed)
         self.path = path
         self.before = before
         self.after = after
@@ -144,16 +147,46 @@ class VmConfig:
     def run(self):
         if self.params.get("vms") is None:
             change = self._converge([("", self.params)])[0]
+            self._report_runtime([change])
             result = dict(change.result, changed=change.changed, cfg_exists=self._cfg_exists(change))
             if self.module._diff:
                 result["diff"] = change.diffs(self.registry.path)
             return result
         changes = self._converge(self._batch_items())
+        self._report_runtime(changes)
         result = dict(changed=any(c.changed for c in changes),
                       vms=[dict(c.result, changed=c.changed, cfg_exists=self._cfg_exists(c)) for c in changes])
         if self.module._diff:
             result["diff"] = [d for c in changes if c.changed for d in c.diffs(self.registry.path)]
         return result
+
+    def _report_runtime(self, changes):
+        """Add running, pid and restart_required to the result of each VM kept (state=present), probed as the vm
+        module probes (_probe.probe), side by side. restart_required compares the VM's launch record with the
+        arguments the cfg gives after this call (in check mode: would give), as `vm state=present` would then.
+        Done after the registry lock is released; reads only."""
+        kept = [c for c in changes if c.after is not None]
+        kvm = []
+
+        def kvm_check():
+            if not kvm:
+                kvm.append(kvm_usable())
+            return kvm[0]
+
+        def runtime(change):
+            run = RunPaths(self.run_dir, change.name)
+            pid, running, _status = probe(change.name, run)
+            required = False
+            if running:
+                spec = parse_cfg_text(change.after, change.path)[1]
+                required = launched_otherwise(run, lambda: launch_argv(
+                    spec, self.params["qemu_binary"], run, change.ports, change.entry.short_name, kvm_check))
+            return dict(running=running, pid=pid, restart_required=required)
+
+        for change, facts, exc in each(runtime, kept, PROBE_PARALLEL):
+            if exc is not None:
+                raise exc
+            change.result.update(facts)
 
     def _cfg_exists(self, change):
         """Does the VM's cfg file exist once this call is done? (In check mode: as it was.)"""
@@ -276,7 +309,7 @@ class VmConfig:
                       nics=describe_nics(spec, entry.short_name), macs=spec.macs(), cfg=dict(spec.cfg_items()),
                       hubs=[dict(id=h.id, tap=spec.hub_tap(h, entry.short_name), bridge=spec.hub_bridge(h)) for h in spec.hubs])
         result.update(ports)
-        return _Change(spec.name, path, before, after, entry_now, entry, result)
+        return _Change(spec.name, path, before, after, entry_now, entry, result, ports)
 
     def _plan_absent(self, reg, params):
         entry = reg.resolve(params["name"])

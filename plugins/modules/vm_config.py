@@ -324,6 +324,9 @@ vms:
     - name: web1
       changed: true
       cfg_exists: true
+      running: false
+      pid: null
+      restart_required: false
       short_name: web1
       path: /etc/qemu/vms/web1-qemu.cfg
       slot: 0
@@ -337,6 +340,31 @@ cfg_exists:
   returned: always
   type: bool
   sample: true
+  version_added: 0.1.0
+running:
+  description:
+    - Whether the VM runs now, found as M(qemu_init.qemu.vm) finds it - its pidfile names a live C(qemu-system-*)
+      process whose command line carries that pidfile, and which answers QMP C(query-name) with the VM's name.
+    - Read after the cfg file is written; nothing is started or stopped.
+  returned: when O(state=present)
+  type: bool
+  sample: true
+  version_added: 0.1.0
+pid:
+  description: The process id of the running VM's QEMU; V(null) when it does not run.
+  returned: when O(state=present)
+  type: int
+  sample: 4242
+  version_added: 0.1.0
+restart_required:
+  description:
+    - V(true) when the VM runs with other launch arguments than its cfg file gives after this call (in check mode,
+      would give), so that C(qemu_init.qemu.vm state=started) would report it with C(restart_required=true), or
+      restart it with O(qemu_init.qemu.vm#module:restart_on_change=true). V(false) when it does not run, or was
+      started without a launch record (by hand).
+  returned: when O(state=present)
+  type: bool
+  sample: false
   version_added: 0.1.0
 name:
   description: The VM's long name (also when O(name) was its short name).

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -12,7 +13,7 @@ from unittest import mock
 import pytest
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils import _vm_config as vm_config_utils
-from ansible_collections.qemu_init.qemu.tests.unit.plugins.vm_helpers import needs_qemu, run_vm_config as run
+from ansible_collections.qemu_init.qemu.tests.unit.plugins.vm_helpers import launch, manager, needs_qemu, run_vm_config as run
 
 
 @pytest.fixture
@@ -272,3 +273,39 @@ def test_cfg_exists_says_whether_the_file_is_there_after_the_call(dirs):
     assert not failed and gone["changed"] and gone["cfg_exists"]  # check mode: still there
     gone, failed, _calls = run(dict(dirs, name="e2", state="absent"))
     assert not failed and not gone["cfg_exists"] and not os.path.exists(gone["path"])
+
+
+@needs_qemu
+def test_running_pid_and_restart_required_agree_with_the_vm_module(dirs, tmp_path, qemus):
+    """vm_config reports each kept VM as the vm module would find it (the vms role skips vm calls on this)."""
+    args = dict(dirs, name="r1", memory=64)
+    first, failed, _calls = run(args)
+    assert not failed and (first["running"], first["pid"], first["restart_required"]) == (False, None, False)
+
+    mgr = manager(tmp_path, qemu_binary="qemu-system-x86_64")
+    record = mgr.load(["r1"])[0]
+    qemus.append(launch(record.run, "r1"))  # an idle QEMU that answers QMP as r1, on r1's pidfile
+    seen, failed, _calls = run(args)
+    assert not failed and not seen["changed"]
+    assert (seen["running"], seen["pid"], seen["restart_required"]) == (True, qemus[0], False)  # no launch record yet
+
+    with open(record.run.launch_record, "w") as handle:
+        json.dump(dict(argv=mgr.desired_argv(mgr.load(["r1"])[0])), handle)  # launched as the cfg says
+    same, failed, _calls = run(args)
+    assert not failed and same["running"] and not same["restart_required"]
+
+    bigger = dict(args, memory=96)
+    predicted, failed, _calls = run(bigger, check_mode=True)
+    assert not failed and predicted["changed"] and predicted["restart_required"]
+    assert not mgr.restart_required(manager(tmp_path, qemu_binary="qemu-system-x86_64").load(["r1"])[0])  # file unchanged
+    written, failed, _calls = run(bigger)
+    assert not failed and written["changed"] and written["restart_required"]
+    after = manager(tmp_path, qemu_binary="qemu-system-x86_64")
+    assert after.restart_required(after.load(["r1"])[0])  # what `vm state=present` reports now
+
+    # A live QEMU on the pidfile that answers QMP with another name is not this VM.
+    other = manager(tmp_path).load(["r1"])[0].run
+    os.kill(qemus[0], 9)
+    qemus.append(launch(other, "someone-else"))
+    stranger, failed, _calls = run(bigger)
+    assert not failed and (stranger["running"], stranger["pid"], stranger["restart_required"]) == (False, None, False)

@@ -1,0 +1,98 @@
+# Copyright (c) qemu_init.qemu contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Is a VM running, and was it launched as its cfg says now? Shared by the vm, vm_info and vm_config modules.
+
+Reads the pidfile, /proc, the launch record and asks QMP; changes nothing. Kept apart from the VM manager so
+that vm_config can report the same facts without loading the start and stop machinery.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._process import is_live_qemu, proc_cmdline, read_pidfile
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, resolve_accel
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpClosed, QmpConnectError, QmpTimeout
+
+QMP_TIMEOUT = 5.0
+# Probing a VM (pidfile, /proc, four QMP exchanges) is mostly waiting for QEMU's answers: many at once.
+PROBE_PARALLEL = 16
+
+
+def each(action, items, limit):
+    """action(item) for every item, up to `limit` at a time; [(item, result, QemuInitError or None)] in order.
+
+    A single item runs in the calling thread: the one-VM path has no threads. Other exceptions propagate.
+    """
+    if len(items) <= 1:
+        try:
+            return [(item, action(item), None) for item in items]
+        except QemuInitError as exc:
+            return [(items[0], None, exc)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(limit, len(items))) as pool:
+        futures = [pool.submit(action, item) for item in items]
+    outcomes = []
+    for item, future in zip(items, futures):
+        exc = future.exception()
+        if exc is not None and not isinstance(exc, QemuInitError):
+            raise exc
+        outcomes.append((item, None if exc else future.result(), exc))
+    return outcomes
+
+
+def probe(name, run):
+    """(pid, running, QMP run status) of VM `name` with RunPaths `run`. Touches nothing.
+
+    Running means: the pidfile names a live qemu-system process (not a zombie) whose command line carries
+    that very pidfile, and which answers QMP query-name with the VM's name. A pid alone proves nothing:
+    pidfiles outlive processes and pids are reused.
+    """
+    pid = read_pidfile(run.pidfile)
+    if not is_live_qemu(pid) or run.pidfile not in proc_cmdline(pid):
+        return None, False, None
+    try:
+        with QmpClient(run.qmp, timeout=QMP_TIMEOUT) as qmp:
+            answered = qmp.query_name()
+            status = qmp.query_status().get("status")
+    except (QmpConnectError, QmpClosed):
+        return None, False, None  # exiting right now, or its socket is gone: not running as this VM
+    except QmpTimeout as exc:
+        # Never treat it as stopped: a second QEMU on the same pidfile and disks would follow.
+        raise QemuInitError("VM %s: QEMU pid %d does not answer QMP on %s (%s); is another QMP client connected?"
+                            % (name, pid, run.qmp, exc.msg))
+    if answered != name:
+        return None, False, None
+    return pid, True, status
+
+
+def read_json(path):
+    """The JSON document in path, or None when there is no such file."""
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise QemuInitError("reading %s failed: %s" % (path, exc))
+
+
+def launch_argv(spec, binary, run, ports, short_name, kvm_check):
+    """The argv the vm module launches `spec` with (ports: _registry.ports_info of its slot)."""
+    return build_argv(spec, binary, run, ports, short_name, resolve_accel(spec.accel, kvm_check),
+                      ipv6_loopback=os.path.exists("/proc/sys/net/ipv6"))
+
+
+def launched_otherwise(run, desired):
+    """True when the VM's launch record shows other arguments than `desired` (a list, or a callable giving one).
+
+    argv[0] is left out: the same qemu found at another path is not a reason to restart. A VM without a launch
+    record (started by hand, or by an older release) is never reported.
+    """
+    launched = (read_json(run.launch_record) or {}).get("argv")
+    if not launched:
+        return False
+    return launched[1:] != (desired() if callable(desired) else desired)[1:]
