@@ -82,6 +82,12 @@ def main():
         row("P4 slowest guest's own shutdown", series(rounds, lambda r: r[n + "_guest_stop"]), "s", "%.3f")
         ratio = series(rounds, lambda r: r[n + "_stop_task"] / r["stop1_stop_task"])
         row("P4 stop %s / stop 1" % n[4:], ratio, "x", "%.2f", "<= 1.3x", statistics.median(ratio) <= 1.3 if ratio else None)
+    for c in counts[1:-1]:
+        # As many guests as cores: the same parallel stop without the guests queueing for CPU (no target).
+        m = "stop%d" % c
+        row("P4 stop %d guests (one per core): task" % c, series(rounds, lambda r: r[m + "_stop_task"]), "s", "%.3f")
+        row("P4 stop %d guests: slowest guest's own shutdown" % c, series(rounds, lambda r: r[m + "_guest_stop"]), "s", "%.3f")
+        row("P4 stop %d / stop 1" % c, series(rounds, lambda r: r[m + "_stop_task"] / r["stop1_stop_task"]), "x", "%.2f")
     # P5
     row("P5 up: ours", series(rounds, lambda r: r["p5_ours_up"]), "s", "%.2f")
     row("P5 down: ours", series(rounds, lambda r: r["p5_ours_down"]), "s", "%.2f")
