@@ -52,6 +52,14 @@ def describe_nics(spec, short_name):
             mac_source="explicit" if nic.mac else "derived",
             tap=spec.nic_tap(i, short_name),
             bridge=spec.nic_bridge(i),
+            # The backend's own settings; null (hostfwd: []) where the backend has none.
+            listen=nic.listen,
+            connect=nic.connect,
+            mcast=nic.mcast,
+            localaddr=nic.localaddr,
+            hub=nic.hub,
+            hostfwd=list(nic.hostfwd),
+            restrict=nic.restrict if nic.backend == "user" else None,
         )
         for i, nic in enumerate(spec.nics, start=1)
     ]

@@ -452,6 +452,42 @@ nics:
       description: Bridge of a tap NIC; V(null) for other backends.
       type: str
       sample: br0
+    listen:
+      description: What a V(socket)/V(stream) NIC listens on, or a V(dgram) NIC's local address, as given; else V(null).
+      type: str
+      sample: null
+      version_added: 0.1.0
+    connect:
+      description: What a V(socket)/V(stream) NIC connects to, or a V(dgram) NIC's remote address, as given; else V(null).
+      type: str
+      sample: null
+      version_added: 0.1.0
+    mcast:
+      description: Multicast C(group:port) of a V(mcast) NIC; else V(null).
+      type: str
+      sample: null
+      version_added: 0.1.0
+    localaddr:
+      description: Local address a V(mcast) NIC sends from, as given; else V(null).
+      type: str
+      sample: null
+      version_added: 0.1.0
+    hub:
+      description: Hub id of a V(hubport) NIC; else V(null).
+      type: int
+      sample: null
+      version_added: 0.1.0
+    hostfwd:
+      description: Host forwards of a V(user) NIC, as given; empty for other backends.
+      type: list
+      elements: str
+      sample: []
+      version_added: 0.1.0
+    restrict:
+      description: Whether a V(user) NIC is restricted to slirp's own services and its forwards; V(null) for other backends.
+      type: bool
+      sample: null
+      version_added: 0.1.0
   sample:
     - index: 1
       netdev: net0

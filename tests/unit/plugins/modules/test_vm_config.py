@@ -309,3 +309,24 @@ def test_running_pid_and_restart_required_agree_with_the_vm_module(dirs, tmp_pat
     qemus.append(launch(other, "someone-else"))
     stranger, failed, _calls = run(bigger)
     assert not failed and (stranger["running"], stranger["pid"], stranger["restart_required"]) == (False, None, False)
+
+
+def test_nics_report_each_backends_settings(dirs):
+    nics = [dict(model="e1000"),
+            dict(backend="user", hostfwd=["tcp:127.0.0.1:2222-:22"], restrict=True),
+            dict(backend="socket", listen=":30999"),
+            dict(backend="mcast", mcast="230.0.0.1:1234", localaddr="127.0.0.1"),
+            dict(backend="hubport", hub=1)]
+    out, failed, _calls = run(dict(dirs, name="nicky", nics=nics, hubs=[dict(id=1)]))
+    assert not failed, out
+    got = [dict((k, n[k]) for k in ("backend", "listen", "connect", "mcast", "localaddr", "hub", "hostfwd", "restrict"))
+           for n in out["nics"]]
+    assert got == [
+        dict(backend="tap", listen=None, connect=None, mcast=None, localaddr=None, hub=None, hostfwd=[], restrict=None),
+        dict(backend="user", listen=None, connect=None, mcast=None, localaddr=None, hub=None,
+             hostfwd=["tcp:127.0.0.1:2222-:22"], restrict=True),
+        dict(backend="socket", listen=":30999", connect=None, mcast=None, localaddr=None, hub=None, hostfwd=[], restrict=None),
+        dict(backend="mcast", listen=None, connect=None, mcast="230.0.0.1:1234", localaddr="127.0.0.1", hub=None,
+             hostfwd=[], restrict=None),
+        dict(backend="hubport", listen=None, connect=None, mcast=None, localaddr=None, hub=1, hostfwd=[], restrict=None),
+    ]
