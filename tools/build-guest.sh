@@ -11,7 +11,7 @@
 # Writes OUTDIR/vmlinuz (bzImage), OUTDIR/vmlinux (uncompressed ELF, boots through PVH
 # with qemu -kernel, faster under TCG), OUTDIR/initrd.img and OUTDIR/manifest.
 # Cached: nothing is rebuilt while the manifest's cache_key matches (kernel package
-# version apt offers now, busybox version, module list, init and this script).
+# version apt offers now, busybox version, module list, init, this script and tools/guest-lib.sh).
 # Only apt talks to the network; nothing is installed on the host.
 #
 # Environment:
@@ -285,7 +285,8 @@ main() {
 
     local init_sum self_sum cache_key
     init_sum=$(sha256sum "$INIT_SRC" | cut -d' ' -f1)
-    self_sum=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
+    # The builder is this script and the helpers it sources: a change to either rebuilds.
+    self_sum=$(cat "${BASH_SOURCE[0]}" "$REPO/tools/guest-lib.sh" | sha256sum | cut -d' ' -f1)
     cache_key="$KPKG=$KVER busybox-static=$BB_VER modules=${MODULES// /,} init=${init_sum:0:16} builder=${self_sum:0:16}"
     if outputs_present && [[ $(manifest_get cache_key) == "$cache_key" ]]; then
         echo "guest up to date: $KPKG $KVER in $OUTDIR"

@@ -23,7 +23,7 @@
 # tools/build-guest.sh run into OUTDIR/kernel with another module list (sharing the test
 # guest's downloaded kernel .deb), in parallel with debootstrap.
 # Cached: nothing is rebuilt while the manifest's cache_key matches (the root's key, the
-# kernel build's cache_key, the files in tools/ssh-guest/ and this script): about a second.
+# kernel build's cache_key, the files in tools/ssh-guest/, this script and tools/guest-lib.sh): about a second.
 # Needs root (debootstrap), debootstrap, mkfs.ext4 (e2fsprogs >= 1.43), ssh-keygen, cpio
 # or busybox, and whatever tools/build-guest.sh needs. Only apt and debootstrap use the
 # network (the Debian mirror); nothing is installed on the host.
@@ -220,7 +220,8 @@ main() {
 
     local src_sum self_sum cache_key
     src_sum=$(cat "$SRC/init" "$SRC/rcS" "$SRC/poweroff" | sha256sum | cut -d' ' -f1)
-    self_sum=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
+    # The builder is this script and the helpers it sources: a change to either rebuilds the image.
+    self_sum=$(cat "${BASH_SOURCE[0]}" "$REPO/tools/guest-lib.sh" | sha256sum | cut -d' ' -f1)
     cache_key="$rootfs_key size=$IMAGE_SIZE kernel=[$kernel_key] files=${src_sum:0:16} builder=${self_sum:0:16}"
     if [[ $rootfs_built == no ]] && outputs_present && [[ $(manifest_get cache_key) == "$cache_key" ]]; then
         echo "ssh guest up to date in $OUTDIR ($(elapsed "$start") s)"
