@@ -176,6 +176,10 @@ class Job:
             if event["event"] in ("runner_on_ok", "runner_on_failed", "runner_on_skipped"):
                 EVENTS_SEEN.append(f"{ident:8} {event['event']:17} {data.get('resolved_action', ''):28} "
                                    f"changed={data.get('res', {}).get('changed', False)!s:5} {data.get('task')}")
+            if event["event"] in ("runner_item_on_ok", "runner_item_on_skipped"):
+                res = data.get("res", {})
+                EVENTS_SEEN.append(f"{'':8}   item {res.get('item')!s:9} {event['event']:22} changed={res.get('changed', False)!s:5}"
+                                   f" {res.get('skip_reason', '')}")
             if event["event"] == "runner_on_ok" and data.get("resolved_action") == "ansible.builtin.debug":
                 msg = data["res"].get("msg")
                 EVENTS_SEEN.extend(f"{'':8}   | {line}" for line in (msg if isinstance(msg, list) else [msg]))
@@ -196,6 +200,13 @@ class Job:
         """res of every runner_on_ok event of a module (FQCN)."""
         return [e["event_data"]["res"] for e in self.events
                 if e["event"] == "runner_on_ok" and e["event_data"].get("resolved_action") == action]
+
+    def item_results(self, action):
+        """{item: res} of a looped module task (FQCN), from its runner_item_on_ok and runner_item_on_skipped events
+        (the event says an item was skipped; its res gets skipped=True here)."""
+        return {e["event_data"]["res"]["item"]: dict(e["event_data"]["res"], skipped=e["event"] == "runner_item_on_skipped")
+                for e in self.events if e["event"] in ("runner_item_on_ok", "runner_item_on_skipped")
+                and e["event_data"].get("resolved_action") == action}
 
     def check_counts(self, changed):
         """playbook_on_stats agrees with the per-task events, and `changed` tasks changed."""
@@ -237,11 +248,15 @@ def lab(installed_collections):
 def test_up_boots_two_guests_that_ping_each_other(lab):
     job = Job(lab, "up-1", "vms_up", dict(lab.dirs(), target_hosts="vmhosts", vm_specs=lab.specs()))
     job.assert_successful()
-    # one vm_config call for both cfg files, one vm call starting both
+    # one vm_config call for both cfg files, one vm call starting both (the role's looped lifecycle task)
     job.check_counts(changed=2)
     (config,) = job.results("qemu_init.qemu.vm_config")
     assert config["changed"] and [vm["name"] for vm in config["vms"]] == list(NAMES)
-    (started,) = job.results("qemu_init.qemu.vm")
+    assert [(vm["name"], vm["running"]) for vm in config["vms"]] == [(n, False) for n in NAMES]  # found before the start
+    items = job.item_results("qemu_init.qemu.vm")
+    assert items["stopped"].get("skipped") and items["restarted"].get("skipped")
+    started = items["started"]
+    assert not started.get("skipped")
     assert [(vm["name"], vm["running"], vm["changed"]) for vm in started["vms"]] == [(n, True, True) for n in NAMES]
     rows = job.artifact("qemu_vms_up")
     assert [(r["name"], r["state"], r["action"], r["running"]) for r in rows] == [
@@ -272,9 +287,16 @@ def test_up_again_changes_nothing(lab):
     job.assert_successful()
     job.check_counts(changed=0)
     (config,) = job.results("qemu_init.qemu.vm_config")
-    (started,) = job.results("qemu_init.qemu.vm")
-    assert not config["changed"] and not started["changed"]
-    assert {vm["name"]: vm["pid"] for vm in started["vms"]} == pids
+    assert not config["changed"]
+    # vm_config found both running, as vm would: the role made no vm call (one module call for the run)
+    assert {vm["name"]: (vm["running"], vm["pid"], vm["restart_required"]) for vm in config["vms"]} == {
+        name: (True, pid, False) for name, pid in pids.items()}
+    items = job.item_results("qemu_init.qemu.vm")
+    assert sorted(items) == ["restarted", "started", "stopped"] and all(r.get("skipped") for r in items.values())
+    assert job.results("qemu_init.qemu.vm") == []
+    rows = job.artifact("qemu_vms_up")
+    assert {r["name"]: (r["running"], r["pid"], r["changed"]) for r in rows} == {
+        name: (True, pid, False) for name, pid in pids.items()}
     assert all(lab.is_our_qemu(pid) for pid in pids.values())
 
 
