@@ -80,21 +80,32 @@ vms:
       type: int
       sample: 0
     monitor_port:
-      description: Monitor port (base + slot).
+      description:
+        - Monitor port (base + slot), the slot's whether or not anything listens on it (see RV(vms[].monitor_tcp)).
       type: int
       sample: 30320
     control_port:
-      description: Control port (monitor port + 100).
+      description: Control port (monitor port + 100), the slot's like RV(vms[].monitor_port).
       type: int
       sample: 30420
+    monitor_tcp:
+      description: Whether the cfg asks for the TCP monitor and control ports (on loopback); V(null) without a cfg file.
+      type: bool
+      sample: false
+      version_added: 0.1.0
     vnc_display:
-      description: VNC display number.
+      description: VNC display number, the slot's whether or not VNC is on (see RV(vms[].vnc)).
       type: int
       sample: 0
     vnc_port:
-      description: VNC TCP port.
+      description: VNC TCP port, the slot's like RV(vms[].vnc_display).
       type: int
       sample: 5900
+    vnc:
+      description: Whether the cfg turns VNC on; V(null) without a cfg file.
+      type: bool
+      sample: false
+      version_added: 0.1.0
     nics:
       description: NICs as in M(qemu_init.qemu.vm_config)'s RV(qemu_init.qemu.vm_config#module:nics).
       type: list
