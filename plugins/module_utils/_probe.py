@@ -10,12 +10,13 @@ that vm_config can report the same facts without loading the start and stop mach
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import json
 import os
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._process import is_live_qemu, proc_cmdline, read_pidfile
-from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, resolve_accel
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, kvm_usable, resolve_accel
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpClosed, QmpConnectError, QmpTimeout
 
 QMP_TIMEOUT = 5.0
@@ -78,6 +79,11 @@ def read_json(path):
         return None
     except (OSError, ValueError) as exc:
         raise QemuInitError("reading %s failed: %s" % (path, exc))
+
+
+def kvm_check_once():
+    """A kvm_check for launch_argv that opens /dev/kvm at most once (a module run asks for every VM)."""
+    return functools.lru_cache(maxsize=None)(kvm_usable)
 
 
 def launch_argv(spec, binary, run, ports, short_name, kvm_check):

@@ -36,12 +36,12 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
     PROBE_PARALLEL,
     QMP_TIMEOUT,
     each,
+    kvm_check_once,
     launch_argv,
     launched_otherwise,
     probe,
     read_json,
 )
-from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import kvm_usable
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpClosed, QmpConnectError, QmpTimeout
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Registry, atomic_write, ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import check_vm_name
@@ -86,9 +86,6 @@ class VmRecord:
     @property
     def serial_log(self):
         return (self.spec.serial_log if self.spec else None) or self.run.serial_log
-
-    def launch_record(self):
-        return read_json(self.run.launch_record)
 
     def made_links(self):
         return read_json(os.path.join(self.run.dir, "links.json")) or {}
@@ -156,7 +153,7 @@ class VmManager:
         self.registry = Registry(self.config_dir)
         self._binary = None
         self._registry_state = None
-        self._kvm = None
+        self._kvm_usable = kvm_check_once()
 
     # --- reading -------------------------------------------------------------------------
     def registry_snapshot(self):
@@ -224,11 +221,6 @@ class VmManager:
         entry = record.entry
         return launch_argv(record.spec, self.binary(), record.run, ports_info(self.registry_snapshot().base, entry.slot),
                            entry.short_name, self._kvm_usable)
-
-    def _kvm_usable(self):
-        if self._kvm is None:
-            self._kvm = kvm_usable()
-        return self._kvm
 
     def restart_required(self, record):
         """True when a running VM was launched with other arguments than its cfg gives now."""

@@ -15,12 +15,18 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths, cfg_path, vms_dir
 from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import listening_tcp_ports
-from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import PROBE_PARALLEL, each, launch_argv, launched_otherwise, probe
+from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
+    PROBE_PARALLEL,
+    each,
+    kvm_check_once,
+    launch_argv,
+    launched_otherwise,
+    probe,
+)
 from ansible_collections.qemu_init.qemu.plugins.module_utils._process import is_live_qemu, read_pidfile
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu_help import QemuDevices
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Registry, atomic_write, ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import check_short_name, check_vm_name
-from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import kvm_usable
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params, parse_cfg_text
 
 SPEC_PARAMS = (
@@ -174,12 +180,7 @@ class VmConfig:
         arguments the cfg gives after this call (in check mode: would give), as `vm state=present` would then.
         Done after the registry lock is released; reads only."""
         kept = [c for c in changes if c.after is not None]
-        kvm = []
-
-        def kvm_check():
-            if not kvm:
-                kvm.append(kvm_usable())
-            return kvm[0]
+        kvm_check = kvm_check_once()
 
         def runtime(change):
             run = RunPaths(self.run_dir, change.name)
