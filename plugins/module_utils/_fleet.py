@@ -95,7 +95,9 @@ class Fleet:
 
     def _result(self, change, state: str, step) -> Dict[str, Any]:
         result = dict(change.result)
+        actions = [action for action in ("stop", "remove", "start") if getattr(step, action)]
         result.update(state=state, changed=change.changed or step.changed, cfg_exists=self.config.cfg_exists(change),
+                      cfg_changed=change.changed, actions=actions,
                       restart_required=step.restart_required, stop_method="none" if step.already_stopped else None,
                       stop_seconds=None, start_seconds=None)
         return result

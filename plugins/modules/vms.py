@@ -145,6 +145,17 @@ vms:
       description: Whether this VM's cfg file or registry entry changed, or it was started, stopped or removed.
       type: bool
       sample: true
+    cfg_changed:
+      description: Whether the VM's cfg file or registry entry changed (or in check mode, would change).
+      type: bool
+      sample: false
+    actions:
+      description:
+        - What was (in check mode, would be) done to the VM's process, in order, out of V(stop), V(remove) and
+          V(start). A restart is V(stop) then V(start); an empty list means the process was left as it was.
+      type: list
+      elements: str
+      sample: [stop, start]
     cfg_exists:
       description: Whether the VM's cfg file exists after the task (in check mode, whether it exists now).
       type: bool

@@ -107,7 +107,8 @@ def test_stops_and_removals_of_running_vms_in_one_call(dirs, qemus):
                 shutdown_timeout=0, force=True)
     check, failed, dummy = run(args, check_mode=True, diff=True)
     assert not failed
-    assert [(vm["name"], vm["running"], vm["changed"]) for vm in check["vms"]] == [("s", True, True), ("r", True, True), ("k", True, False)]
+    assert [(vm["name"], vm["running"], vm["changed"], vm["actions"], vm["cfg_changed"]) for vm in check["vms"]] == [
+        ("s", True, True, ["stop"], False), ("r", True, True, ["stop", "remove"], True), ("k", True, False, [], False)]
     assert [(d["after_header"], d["before"], d["after"]) for d in check["diff"] if d["after_header"].endswith("(process)")] == [
         ("s (process)", "running\n", "stopped\n"), ("r (process)", "running\n", "stopped\n")]
     assert not any(gone(pid) for pid in qemus)
