@@ -44,7 +44,7 @@ class Fleet:
         self.item_spec = item_argument_spec(per_vm_spec)
         self.config = VmConfig(module, per_vm_spec)
         self.manager = VmManager(module)
-        self._present_items: List[Tuple[str, Dict[str, Any]]] = []  # vm_config items of the VMs kept
+        self._config_items: List[Tuple[str, Dict[str, Any]]] = []  # vm_config items, removals first
 
     def run(self) -> Dict[str, Any]:
         items = self._items()
@@ -85,8 +85,8 @@ class Fleet:
                 states[name] = "absent"
                 listed.append((len(listed), "exclusive.", dict(name=name, state="absent")))
         ordered = sorted(listed, key=lambda item: item[2]["state"] != "absent")  # stable: removals first
-        self._present_items = [(prefix, params) for _pos, prefix, params in listed if params["state"] == "present"]
-        changes = self.config.plan([(prefix, params) for _pos, prefix, params in ordered], running_ok=True)
+        self._config_items = [(prefix, params) for _pos, prefix, params in ordered]
+        changes = self.config.plan(self._config_items, running_ok=True)
         by_position = sorted(zip((pos for pos, _p, _x in ordered), changes), key=lambda pair: pair[0])
         return [change for _pos, change in by_position], states
 
@@ -113,14 +113,14 @@ class Fleet:
                 self._stop(to_stop, results)
                 done.append("stopped %s" % ", ".join(to_stop))
             if to_remove:
-                self.manager.remove(self.manager.load(to_remove, need_cfg=False))
-                done.append("removed %s" % ", ".join(to_remove))
-            kept = [c for c in changes if c.after is not None]
-            if any(c.changed for c in kept):
-                written = self.config.converge(self._present_items)
+                self.manager.remove_runtime(self.manager.load(to_remove, need_cfg=False))
+                done.append("removed the taps and run dirs of %s" % ", ".join(to_remove))
+            if any(c.changed for c in changes):
+                # One registry lock for every cfg file and registry entry, removals included (planned first).
+                written = self.config.converge(self._config_items, running_ok=True)
                 for change in written:  # the plan under the lock is the one that counts
-                    results[change.name].update(change.result, cfg_exists=True)
-                done.append("wrote the cfg files")
+                    results[change.name].update(change.result, cfg_exists=change.after is not None)
+                done.append("wrote the cfg files and the registry")
             if to_start:
                 records = self.manager.load(to_start)
                 times = self.manager.start(records)

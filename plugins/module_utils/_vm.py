@@ -518,14 +518,8 @@ class VmManager:
 
         One `ip` batch per network namespace and one registry update, however many VMs.
         """
-        taps = {}
+        self.remove_runtime(records)
         for record in records:
-            links = record.made_links()
-            taps.setdefault(links.get("netns"), []).extend(links.get("taps") or [])
-        for netns, names in taps.items():
-            self._remove_links(netns, names)
-        for record in records:
-            shutil.rmtree(record.run.dir, ignore_errors=True)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(cfg_path(self.config_dir, record.name))
         registered = [r.name for r in records if r.entry is not None]
@@ -534,6 +528,17 @@ class VmManager:
                 removed = [name for name in registered if state.remove(name)]
                 if removed:
                     self.registry.save(state)
+
+    def remove_runtime(self, records):
+        """Remove the taps the collection made for stopped VMs and their run dirs (not cfg files, not the registry)."""
+        taps = {}
+        for record in records:
+            links = record.made_links()
+            taps.setdefault(links.get("netns"), []).extend(links.get("taps") or [])
+        for netns, names in taps.items():
+            self._remove_links(netns, names)
+        for record in records:
+            shutil.rmtree(record.run.dir, ignore_errors=True)
 
     def exists(self, record):
         return bool(record.spec is not None or record.entry is not None or os.path.isdir(record.run.dir))

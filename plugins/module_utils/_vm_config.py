@@ -225,13 +225,15 @@ class VmConfig:
                 raise ParameterError(key, "set it in each item of vms (with vms, the per-VM options at the top level are not used)")
         return validate_items(self.params["vms"], self.per_vm_spec)
 
-    def _converge(self, items):
+    def _converge(self, items, running_ok=False):
         prepared = self._prepare(items)
-        return self._with_registry(lambda reg: self._plan_and_apply(reg, prepared))
+        return self._with_registry(lambda reg: self._plan_and_apply(reg, prepared, running_ok))
 
-    def converge(self, items):
-        """Write the cfg files and registry entries of items [(prefix, params)] (not in check mode); their _Changes."""
-        return self._converge(items)
+    def converge(self, items, running_ok=False):
+        """Write the cfg files and registry entries of items [(prefix, params)] (not in check mode); their _Changes.
+
+        running_ok: a VM to remove may still be running (its caller stopped it, or vouches for it)."""
+        return self._converge(items, running_ok)
 
     def plan(self, items, running_ok=False):
         """The _Changes that converge(items) would make, from one read of the registry; writes nothing.
@@ -288,8 +290,8 @@ class VmConfig:
         with self.registry.locked() as reg:
             return action(reg)
 
-    def _plan_and_apply(self, reg, prepared):
-        changes = self._plan(reg, prepared)
+    def _plan_and_apply(self, reg, prepared, running_ok=False):
+        changes = self._plan(reg, prepared, running_ok)
         if not self.check_mode and any(c.changed for c in changes):
             self._apply(reg, changes)
         return changes
