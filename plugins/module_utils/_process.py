@@ -11,6 +11,7 @@ qemu-system-* binary. _probe.probe adds the final proof, QMP query-name.
 from __future__ import annotations
 
 import os
+import typing as t
 
 
 def read_pidfile(path: str) -> int | None:
@@ -44,7 +45,8 @@ def proc_cmdline(pid: int, proc: str = "/proc") -> list[str]:
     return [part.decode("utf-8", "surrogateescape") for part in raw.split(b"\0") if part]
 
 
-def is_live_qemu(pid: int | None, proc: str = "/proc") -> bool:
+# TypeGuard: where this is true, pid is an int (for mypy; annotations are never evaluated at run time).
+def is_live_qemu(pid: int | None, proc: str = "/proc") -> t.TypeGuard[int]:
     """True when pid is a running (not zombie) qemu-system-* process."""
     if pid is None:
         return False
