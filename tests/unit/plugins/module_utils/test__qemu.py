@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, esc, netdev_arg, resolve_accel
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import ports_info
@@ -84,8 +85,19 @@ def test_escape_and_accel():
 
 
 def test_unknown_backend_is_an_error():
-    with pytest.raises(Exception):
+    with pytest.raises(QemuInitError, match="backend 'wire' has no QEMU mapping"):
         netdev_arg(NicSpec(backend="wire"), 1, None)
+
+
+@pytest.mark.parametrize("nic, missing", [
+    (NicSpec(backend="hubport"), "hub"),
+    (NicSpec(backend="stream"), "listen or connect"),
+    (NicSpec(backend="dgram", connect="127.0.0.1:1"), "listen"),
+    (NicSpec(backend="dgram", listen="127.0.0.1:1"), "connect"),
+])
+def test_a_nic_without_its_address_is_an_error_not_a_type_error(nic, missing):
+    with pytest.raises(QemuInitError, match="^NIC2: backend %s needs %s$" % (nic.backend, missing)):
+        netdev_arg(nic, 2, None)
 
 
 def test_hub_uplink_argv():
