@@ -381,12 +381,10 @@ fi
 mkdir -p "$out"
 cp "$results" "$out/results"
 cp "$scratch/machine" "$out/machine"
-status=0
-"$QI_VENV/bin/python" "$bench/table.py" "$results" "$scratch/machine" >"$out/table.md" || status=$?
-cat "$out/table.md"
 if wanted curve; then
     "$QI_VENV/bin/python" "$bench/plot.py" "$results" "$out/curve.svg" "$scratch/machine"
     qi_log "the curve: $out/curve.svg (docs/performance-curve.svg is the committed copy)"
 fi
 qi_log "results, table and machine: $out"
-exit "$status"
+# Last, so that its status (1: a re-run was not idempotent) is the script's.
+"$QI_VENV/bin/python" "$bench/table.py" "$results" "$scratch/machine" | tee "$out/table.md"
