@@ -92,6 +92,12 @@ def launch_argv(spec, binary, run, ports, short_name, kvm_check):
                       ipv6_loopback=os.path.exists("/proc/sys/net/ipv6"))
 
 
+def restart_required(run, spec, ports, short_name, kvm_check):
+    """Was the VM whose run dir is `run` launched with other arguments than `spec` gives now? The one
+    definition of restart_required, for every module. Ask only of a running VM (probe)."""
+    return launched_otherwise(run, lambda: launch_argv(spec, "qemu-system", run, ports, short_name, kvm_check))
+
+
 def launched_otherwise(run, desired):
     """True when the VM's launch record shows other arguments than `desired` (a list, or a callable giving one).
 

@@ -25,6 +25,7 @@ import time
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand, plan_bridge, plan_tap
+from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import Launchable, launch_waves
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import CFG_SUFFIX, RunPaths, cfg_path, vms_dir
 from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import listening_tcp_ports
 from ansible_collections.qemu_init.qemu.plugins.module_utils._process import (
@@ -38,9 +39,9 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
     each,
     kvm_check_once,
     launch_argv,
-    launched_otherwise,
     probe,
     read_json,
+    restart_required,
 )
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpClosed, QmpConnectError, QmpTimeout
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Registry, atomic_write, ports_info
@@ -106,20 +107,11 @@ def netdev_connected(info_network, index, backend):
     return rest.startswith(("tcp:", "unix:"))
 
 
-def _connects(record):
-    """Does the VM have a socket/stream NIC that connects to a listener?"""
-    return any(nic.backend in ("socket", "stream") and nic.connect for nic in record.spec.nics)
-
-
-def _launch_waves(records):
-    """The order of a batch start: [[VMs launched together], [next], ...].
-
-    A connecting socket/stream NIC needs its peer listening when QEMU starts, and QEMU never retries. So every
-    VM without one is launched first, side by side; then those with one, one at a time, listeners first.
-    """
-    connecting = sorted((r for r in records if _connects(r)), key=lambda r: 0 if any(n.listen for n in r.spec.nics) else 1)
-    first = [r for r in records if not _connects(r)]
-    return ([first] if first else []) + [[r] for r in connecting]
+def launchable(record):
+    """The launch order's view of a VM to start (_plan.launch_waves)."""
+    nics = record.spec.nics
+    return Launchable(record.name, connects=any(nic.backend in ("socket", "stream") and nic.connect for nic in nics),
+                      listens=any(nic.listen for nic in nics))
 
 
 def _unused_link_group(ip):
@@ -226,7 +218,9 @@ class VmManager:
         """True when a running VM was launched with other arguments than its cfg gives now."""
         if not record.running or record.spec is None or record.entry is None:
             return False
-        return launched_otherwise(record.run, lambda: self.desired_argv(record))
+        entry = record.entry
+        return restart_required(record.run, record.spec, ports_info(self.registry_snapshot().base, entry.slot),
+                                entry.short_name, self._kvm_usable)
 
     # --- starting ------------------------------------------------------------------------
     def start(self, records):
@@ -273,7 +267,7 @@ class VmManager:
             return round(time.monotonic() - t0, 3)
 
         started, times = [], {}
-        for wave in _launch_waves(records):
+        for wave in launch_waves(records, launchable):
             failed = []
             for record, seconds, exc in each(launch, wave, LAUNCH_PARALLEL):
                 if exc is None:

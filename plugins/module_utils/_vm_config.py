@@ -19,9 +19,8 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
     PROBE_PARALLEL,
     each,
     kvm_check_once,
-    launch_argv,
-    launched_otherwise,
     probe,
+    restart_required,
 )
 from ansible_collections.qemu_init.qemu.plugins.module_utils._process import is_live_qemu, read_pidfile
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu_help import QemuDevices
@@ -73,6 +72,21 @@ def describe_nics(spec, short_name):
 
 def _registry_line(entry):
     return "" if entry is None else "%s %s %d %s\n" % (entry.short_name, entry.name, entry.slot, ",".join(entry.macs))
+
+
+def validate_items(raw_items, per_vm_spec, param="vms"):
+    """[(prefix, validated params)] of a list of per-VM option dicts; errors name the item (`vms[2]`)."""
+    items = []
+    for i, raw in enumerate(raw_items):
+        if not isinstance(raw, dict):
+            raise ParameterError("%s[%d]" % (param, i), "must be a dict of per-VM options, got %s" % type(raw).__name__)
+        checked = ArgumentSpecValidator(per_vm_spec).validate(raw)
+        if checked.error_messages:
+            raise ParameterError("%s[%d]" % (param, i), "; ".join(
+                ("unsupported parameter %s" % err.msg) if isinstance(err, UnsupportedError) else err.msg
+                for err in checked.errors))
+        items.append(("%s[%d]." % (param, i), checked.validated_parameters))
+    return items
 
 
 @contextlib.contextmanager
@@ -162,42 +176,46 @@ class VmConfig:
         if self.params.get("vms") is None:
             change = self._converge([("", self.params)])[0]
             self._report_runtime([change])
-            result = dict(change.result, changed=change.changed, cfg_exists=self._cfg_exists(change))
+            result = dict(change.result, changed=change.changed, cfg_exists=self.cfg_exists(change))
             if self.module._diff:
                 result["diff"] = change.diffs(self.registry.path)
             return result
         changes = self._converge(self._batch_items())
         self._report_runtime(changes)
         result = dict(changed=any(c.changed for c in changes),
-                      vms=[dict(c.result, changed=c.changed, cfg_exists=self._cfg_exists(c)) for c in changes])
+                      vms=[dict(c.result, changed=c.changed, cfg_exists=self.cfg_exists(c)) for c in changes])
         if self.module._diff:
             result["diff"] = [d for c in changes if c.changed for d in c.diffs(self.registry.path)]
         return result
 
     def _report_runtime(self, changes):
-        """Add running, pid and restart_required to the result of each VM kept (state=present), probed as the vm
-        module probes (_probe.probe), side by side. restart_required compares the VM's launch record with the
-        arguments the cfg gives after this call (in check mode: would give), as `vm state=present` would then.
+        """Add running, pid and restart_required to the result of each VM kept (state=present).
+
         Done after the registry lock is released; reads only."""
-        kept = [c for c in changes if c.after is not None]
+        self.report_runtime([c for c in changes if c.after is not None])
+
+    def report_runtime(self, changes):
+        """Add running, pid and restart_required to each change's result, probed as the vm module probes
+        (_probe.probe), side by side. restart_required compares the VM's launch record with the arguments the
+        cfg gives after this call (in check mode: would give), as `vm state=present` would then; a VM whose cfg
+        is removed has none."""
         kvm_check = kvm_check_once()
 
         def runtime(change):
             run = RunPaths(self.run_dir, change.name)
             pid, running, _status = probe(change.name, run)
             required = False
-            if running:
+            if running and change.after is not None:
                 spec = parse_cfg_text(change.after, change.path)[1]
-                required = launched_otherwise(run, lambda: launch_argv(
-                    spec, self.params["qemu_binary"], run, change.ports, change.entry.short_name, kvm_check))
+                required = restart_required(run, spec, change.ports, change.entry.short_name, kvm_check)
             return dict(running=running, pid=pid, restart_required=required)
 
-        for change, facts, exc in each(runtime, kept, PROBE_PARALLEL):
+        for change, facts, exc in each(runtime, changes, PROBE_PARALLEL):
             if exc is not None:
                 raise exc
             change.result.update(facts)
 
-    def _cfg_exists(self, change):
+    def cfg_exists(self, change):
         """Does the VM's cfg file exist once this call is done? (In check mode: as it was.)"""
         return (change.before if self.check_mode else change.after) is not None
 
@@ -205,20 +223,24 @@ class VmConfig:
         for key, option in self.per_vm_spec.items():
             if key != "name" and self.params.get(key) != option.get("default", [] if option.get("type") == "list" else None):
                 raise ParameterError(key, "set it in each item of vms (with vms, the per-VM options at the top level are not used)")
-        items = []
-        for i, raw in enumerate(self.params["vms"]):
-            prefix = "vms[%d]." % i
-            if not isinstance(raw, dict):
-                raise ParameterError("vms[%d]" % i, "must be a dict of per-VM options, got %s" % type(raw).__name__)
-            checked = ArgumentSpecValidator(self.per_vm_spec).validate(raw)
-            if checked.error_messages:
-                raise ParameterError("vms[%d]" % i, "; ".join(
-                    ("unsupported parameter %s" % err.msg) if isinstance(err, UnsupportedError) else err.msg
-                    for err in checked.errors))
-            items.append((prefix, checked.validated_parameters))
-        return items
+        return validate_items(self.params["vms"], self.per_vm_spec)
 
     def _converge(self, items):
+        prepared = self._prepare(items)
+        return self._with_registry(lambda reg: self._plan_and_apply(reg, prepared))
+
+    def converge(self, items):
+        """Write the cfg files and registry entries of items [(prefix, params)] (not in check mode); their _Changes."""
+        return self._converge(items)
+
+    def plan(self, items, running_ok=False):
+        """The _Changes that converge(items) would make, from one read of the registry; writes nothing.
+
+        running_ok: a VM to remove may be running (the vms module stops it before it removes it).
+        """
+        return self._plan(self.registry.read(), self._prepare(items), running_ok)
+
+    def _prepare(self, items):
         # Everything that can be checked without the registry is checked before we touch anything.
         prepared = []
         for prefix, params in items:
@@ -232,7 +254,7 @@ class VmConfig:
                     if self._cfg_would_change(spec):
                         self._check_nic_models(spec)
             prepared.append((prefix, params, spec))
-        return self._with_registry(lambda reg: self._plan_and_apply(reg, prepared))
+        return prepared
 
     def _spec(self, params, name):
         values = dict((k, params.get(k)) for k in SPEC_PARAMS)
@@ -267,13 +289,19 @@ class VmConfig:
             return action(reg)
 
     def _plan_and_apply(self, reg, prepared):
+        changes = self._plan(reg, prepared)
+        if not self.check_mode and any(c.changed for c in changes):
+            self._apply(reg, changes)
+        return changes
+
+    def _plan(self, reg, prepared, running_ok=False):
         listening = []  # the host's listening ports, read once, and only when a new VM needs a slot
         changes = []
         seen = {}
         for prefix, params, spec in prepared:
             with _item_errors(prefix, params["name"]):
                 if spec is None:
-                    change = self._plan_absent(reg, params)
+                    change = self._plan_absent(reg, params, running_ok)
                 else:
                     change = self._plan_present(reg, params, spec, listening)
                 if change.name in seen:
@@ -281,8 +309,6 @@ class VmConfig:
                     raise ParameterError("name", "VM %s is already listed in %s%s" % (change.name, seen[change.name], alias))
             seen[change.name] = prefix.rstrip(".")
             changes.append(change)
-        if not self.check_mode and any(c.changed for c in changes):
-            self._apply(reg, changes)
         return changes
 
     def _plan_present(self, reg, params, spec, listening):
@@ -320,13 +346,13 @@ class VmConfig:
         result.update(ports)
         return _Change(spec.name, path, before, after, entry_now, entry, result, ports)
 
-    def _plan_absent(self, reg, params):
+    def _plan_absent(self, reg, params, running_ok=False):
         entry = reg.resolve(params["name"])
         name = entry.name if entry else params["name"]
         path = cfg_path(self.config_dir, name)
         before = _read_text(path)
         pid = read_pidfile(RunPaths(self.run_dir, name).pidfile)
-        if (before is not None or entry) and is_live_qemu(pid):
+        if not running_ok and (before is not None or entry) and is_live_qemu(pid):
             raise ParameterError("state", "VM %s is running (pid %d); stop and remove it with qemu_init.qemu.vm state=absent" % (name, pid))
         if entry is not None:
             reg.remove(name)

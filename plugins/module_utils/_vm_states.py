@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import cfg_path
+from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import Found, plan
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import QMP_TIMEOUT, StopTimeout, VmManager
@@ -37,34 +38,16 @@ def converge(module):
     results = dict((r.name, dict(name=r.name, running=r.running, pid=r.pid, changed=False, stop_method=None,
                                  stop_seconds=None, start_seconds=None, restart_required=False)) for r in records)
 
-    to_stop, to_start, to_remove = [], [], []
-    if state == "started":
-        for r in records:
-            if not r.running:
-                to_start.append(r)
-            elif manager.restart_required(r):
-                if params["restart_on_change"]:
-                    to_stop.append(r)
-                    to_start.append(r)
-                else:
-                    results[r.name]["restart_required"] = True
-    elif state == "stopped":
-        to_stop = [r for r in records if r.running]
-    elif state == "restarted":
-        to_stop = [r for r in records if r.running]
-        to_start = list(records)
-    elif state == "absent":
-        to_stop = [r for r in records if r.running]
-        to_remove = [r for r in records if manager.exists(r)]
-    elif state == "present":
-        for r in records:
-            results[r.name]["restart_required"] = manager.restart_required(r)
-
-    for r in set(to_stop) | set(to_start) | set(to_remove):
-        results[r.name]["changed"] = True
-    for r in records:
-        if state in ("stopped", "absent") and not r.running:
-            results[r.name]["stop_method"] = "none"
+    wants_restart_check = state in ("started", "present")
+    steps = plan(Found(r.name, state, r.running, wants_restart_check and manager.restart_required(r), manager.exists(r))
+                 for r in records).steps
+    by_name = dict((r.name, r) for r in records)
+    to_stop = [by_name[s.name] for s in steps if s.stop]
+    to_start = [by_name[s.name] for s in steps if s.start]
+    to_remove = [by_name[s.name] for s in steps if s.remove]
+    for step in steps:
+        results[step.name].update(changed=step.changed, restart_required=step.restart_required,
+                                  stop_method="none" if step.already_stopped else None)
 
     if not check:
         if to_stop:

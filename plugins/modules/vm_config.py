@@ -512,58 +512,9 @@ cfg:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.qemu_init.qemu.plugins.module_utils._argspec import per_vm_argument_spec
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import common_argument_spec, run_module
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_config import VmConfig
-
-
-def per_vm_argument_spec():
-    """The options of one VM: the module's top level, and each item of O(vms)."""
-    return dict(
-        name=dict(type="str", required=True),
-        state=dict(type="str", default="present", choices=["present", "absent"]),
-        short_name=dict(type="str"),
-        os=dict(type="str", default="linux"),
-        memory=dict(type="int"),
-        cpus=dict(type="int"),
-        machine=dict(type="str"),
-        accel=dict(type="str", default="auto", choices=["auto", "kvm", "tcg"]),
-        disks=dict(type="list", elements="dict", default=[], options=dict(
-            file=dict(type="path", required=True),
-            format=dict(type="str", choices=["raw", "qcow2", "qed", "vdi", "vmdk", "vhdx", "vpc", "luks"]),
-            interface=dict(type="str", default="ide", choices=["ide", "virtio", "scsi", "none"]),
-            readonly=dict(type="bool", default=False),
-        )),
-        cdroms=dict(type="list", elements="path", default=[]),
-        kernel=dict(type="path"),
-        initrd=dict(type="path"),
-        append=dict(type="str"),
-        nics=dict(type="list", elements="dict", default=[], options=dict(
-            model=dict(type="str", default="e1000"),
-            backend=dict(type="str", default="tap", choices=["tap", "socket", "mcast", "hubport", "user", "stream", "dgram"]),
-            bridge=dict(type="str"),
-            tap=dict(type="str"),
-            listen=dict(type="str"),
-            connect=dict(type="str"),
-            mcast=dict(type="str"),
-            localaddr=dict(type="str"),
-            hub=dict(type="int"),
-            hostfwd=dict(type="list", elements="str"),
-            restrict=dict(type="bool"),
-            mac=dict(type="str"),
-        )),
-        hubs=dict(type="list", elements="dict", default=[], options=dict(
-            id=dict(type="int", required=True),
-            bridge=dict(type="str"),
-            tap=dict(type="str"),
-        )),
-        bridge=dict(type="str", default="br0"),
-        netns=dict(type="str"),
-        vnc=dict(type="bool", default=False),
-        vnc_listen=dict(type="str", default="127.0.0.1"),
-        monitor_tcp=dict(type="bool", default=False),
-        serial_log=dict(type="path"),
-        extra_args=dict(type="list", elements="str", default=[]),
-    )
 
 
 def main():

@@ -16,7 +16,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._process import proc_state
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import VmManager
-from ansible_collections.qemu_init.qemu.plugins.modules import vm_config
+from ansible_collections.qemu_init.qemu.plugins.modules import vm_config, vms
 
 QEMU = shutil.which("qemu-system-x86_64")
 needs_qemu = pytest.mark.skipif(QEMU is None, reason="needs qemu-system-x86_64")
@@ -56,6 +56,15 @@ class Exit(Exception):
 
 def run_vm_config(args, check_mode=False, diff=False, qemu="/usr/bin/qemu-system-x86_64", device_help=DEVICE_HELP):
     """Run vm_config's main(); return (result, failed, argv list of run_command calls)."""
+    return run_main(vm_config, args, check_mode, diff, qemu, device_help)
+
+
+def run_vms(args, check_mode=False, diff=False, qemu="/usr/bin/qemu-system-x86_64", device_help=DEVICE_HELP):
+    """Run the vms module's main(), as run_vm_config does vm_config's."""
+    return run_main(vms, args, check_mode, diff, qemu, device_help)
+
+
+def run_main(plugin, args, check_mode, diff, qemu, device_help):
     calls = []
 
     def fake_run_command(self, argv, **kwargs):
@@ -77,5 +86,5 @@ def run_vm_config(args, check_mode=False, diff=False, qemu="/usr/bin/qemu-system
             mock.patch.object(basic.AnsibleModule, "fail_json", fail_json), \
             mock.patch.object(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False, opt_dirs=None: qemu):
         with pytest.raises(Exit) as exc:
-            vm_config.main()
+            plugin.main()
     return exc.value.result, exc.value.failed, calls

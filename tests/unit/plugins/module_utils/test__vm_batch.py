@@ -11,7 +11,8 @@ import pytest
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import each as _each
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import VmRecord, _launch_waves
+from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import launch_waves
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import VmRecord, launchable
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params
 from ansible_collections.qemu_init.qemu.tests.unit.plugins.vm_helpers import launch, manager, needs_qemu
 
@@ -32,13 +33,13 @@ def test_vms_without_a_connecting_nic_start_together_first():
     relay = record("relay", dict(backend="stream", connect="127.0.0.1:10000"), dict(backend="stream", listen=":10001"))
     leaf = record("leaf", dict(backend="stream", connect="127.0.0.1:10001"))
     # Connecting VMs one at a time after the others; among them, those that also listen first.
-    assert names(_launch_waves([client, leaf, relay, plain, server])) == [["plain", "server"], ["relay"], ["client"], ["leaf"]]
+    assert names(launch_waves([client, leaf, relay, plain, server], launchable)) == [["plain", "server"], ["relay"], ["client"], ["leaf"]]
 
 
 def test_only_connecting_vms_or_none():
     client = record("client", dict(backend="socket", connect="127.0.0.1:10000"))
-    assert names(_launch_waves([client])) == [["client"]]
-    assert _launch_waves([]) == []
+    assert names(launch_waves([client], launchable)) == [["client"]]
+    assert launch_waves([], launchable) == []
 
 
 def test_each_keeps_order_and_collects_errors():
