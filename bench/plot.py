@@ -6,9 +6,9 @@
     python3 bench/plot.py RESULTS OUT.svg [MACHINE]
 
 Reads the results file of bench/run.sh (`ROUND KEY VALUE` lines; the curve's keys are c<N>_script, c<N>_up,
-c<N>_rerun, c<N>_up_hwm and empty) and draws, against N, the median over the rounds of: the serial script's
-fleet up, the role's fleet up (one play), the role's idempotent re-run, and the empty play; each point with a
-bar from the rounds' min to max. The largest fleet's module peak RSS goes in the caption. MACHINE (bench/run.sh's
+c<N>_rerun, c<N>_empty, c<N>_up_hwm) and draws, against N, the median over the rounds of: the serial
+script's fleet up, the role's fleet up (one play), the role's idempotent re-run, and the empty play run right
+after it; each point with a bar from the rounds' min to max. The largest fleet's module peak RSS goes in the caption. MACHINE (bench/run.sh's
 machine file) adds its first line to the caption.
 """
 
@@ -61,7 +61,7 @@ def main():
     points = {}
     for key, dummy, dummy2, dummy3 in SERIES:
         for n in sizes:
-            name = "empty" if key == "empty" else "c%d_%s" % (n, key)
+            name = "c%d_%s" % (n, key)
             values = [r[name] for r in rounds if name in r]
             if values:
                 points[key, n] = (min(values), statistics.median(values), max(values))

@@ -262,13 +262,12 @@ if [[ "$use_libvirt" == 1 ]]; then
 fi
 
 # P1/P2 and the curve: for each fleet size n, n VMs (qb101.., 64 MiB, TCG, -S, 2 e1000 NICs with explicit MACs
-# on bridge qi-bbr in a fresh netns) brought up by the serial script, then by the role (one play), the role's
-# play again on the running fleet (changed=0, its module calls counted), and down. An empty play once a round.
+# on bridge qi-bbr in a fresh netns, given to the play as data) brought up by the serial script, then by the role (one play), the role's
+# play again on the running fleet (changed=0, its module calls counted), an empty play, and down.
 # The largest fleet's plays run their modules under bench/modproc.py (peak RSS; ~20 ms a module call).
 curve_round() {
     local r="$1" n ns dir key
     local -a interp
-    timed "$r" empty ansible-playbook -i localhost, "$bench/empty.yml"
     for n in "${curve_sizes[@]}"; do
         ns="$prefix-s$r-$n"
         dir="$scratch/s$r-$n"
@@ -284,7 +283,10 @@ curve_round() {
         if [[ "$n" == "$rss_size" ]]; then
             interp=(-e fleet_python="$modproc")
         fi
-        local -a args=(-e fleet_count="$n" -e fleet_nic=tap -e fleet_paused=true -e fleet_macs=indexed "${interp[@]}")
+        # The fleet as data, as a user's inventory holds it (bench/fleet_vars.py: the same VMs fleet.yml would build).
+        python3 "$bench/fleet_vars.py" "$n" "$ns" >"$scratch/fleet-vars.json"
+        local -a args=(-e fleet_count="$n" -e fleet_nic=tap -e fleet_paused=true -e fleet_macs=indexed
+            -e "@$scratch/fleet-vars.json" "${interp[@]}")
         for key in up rerun down; do
             export QI_MODPROC_LOG="$scratch/modproc-c$n-$key.log"
             : >"$QI_MODPROC_LOG"
@@ -295,6 +297,10 @@ curve_round() {
             fi
             echo "$r c${n}_${key}_calls $(calls_count "c${n}_$key")" >>"$results"
             modproc_lines "$r" "c${n}_$key" "$QI_MODPROC_LOG"
+            if [[ "$key" == rerun ]]; then
+                # P2's baseline, right after the re-run it is compared with.
+                timed "$r" "c${n}_empty" ansible-playbook -i localhost, "$bench/empty.yml"
+            fi
         done
         export QI_MODPROC_LOG="$scratch/modproc-other.log"
         echo "$r c${n}_rerun_changed $(changed_count "$scratch/c${n}_rerun.log")" >>"$results"
