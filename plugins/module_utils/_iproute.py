@@ -28,6 +28,8 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._common import Para
 DEFAULT_MTU = 1500
 MTU_MIN = 68
 MTU_MAX = 65535
+# The tun driver's max_mtu (a bridge may go up to MTU_MAX; a tap joining it stops here).
+TAP_MTU_MAX = 65521
 
 # `ip -batch` cuts a line at any '#' (comment), treats a token starting with a quote as quoted and
 # joins a line ending in a backslash with the next one; a line with such a token is run as its own
@@ -422,7 +424,7 @@ def plan_tap(links, name, state="present", bridge=None, owner=None, group=None, 
             raise QemuInitError("cannot put tap %s on %s: %s is a %s, not a bridge" % (name, bridge, bridge, master["kind"]))
 
     if mtu is None and bridge and bridge != (current or {}).get("master"):
-        mtu = links[bridge]["mtu"]
+        mtu = min(links[bridge]["mtu"], TAP_MTU_MAX)
 
     if current is not None:
         fixed = _fixed_differences(current, owner, group, multi_queue)

@@ -244,6 +244,16 @@ def test_plan_tap_refuses(mixed, kwargs, message):
     assert mixed == snapshot
 
 
+def test_a_tap_on_a_bridge_above_the_tap_maximum_takes_the_tap_maximum(mixed):
+    lines = []
+    for planner, name, kwargs in ((plan_bridge, "br-big", dict(mtu=65535)), (plan_tap, "tap1", dict(bridge="br-big"))):
+        plan = planner(mixed, name, **kwargs)
+        lines += plan.lines
+        plan.update(mixed)
+    assert lines[-1] == ["link", "set", "dev", "tap1", "master", "br-big", "mtu", "65521", "up"]
+    assert (mixed["br-big"]["mtu"], mixed["tap1"]["mtu"]) == (65535, 65521)
+
+
 def test_plans_chain_through_update(mixed):
     """Several links planned for one batch (as the vm module does) see each other's results."""
     lines = []
