@@ -27,7 +27,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._common import Qemu
 from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand, plan_bridge, plan_tap
 from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import Launchable, launch_waves
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import CFG_SUFFIX, RunPaths, cfg_path, vms_dir
-from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import listening_tcp_ports
+from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import ListeningPorts
 from ansible_collections.qemu_init.qemu.plugins.module_utils._process import (
     is_live_qemu,
     proc_cmdline,
@@ -298,10 +298,11 @@ class VmManager:
         if not missing:
             return []
         with self.registry.locked() as state:
-            listening = listening_tcp_ports()
+            listening = ListeningPorts(self.module)  # in each VM's own network namespace
             for record in missing:
                 record.entry = state.resolve(record.name) or state.plan_register(
-                    record.name, None, record.spec.macs(), frozenset(listening) | frozenset(record.spec.listened_tcp_ports()))
+                    record.name, None, record.spec.macs(),
+                    listening.get(record.spec.netns) | frozenset(record.spec.listened_tcp_ports()))
                 state.put(record.entry)
             self.registry.save(state)
         return [r.name for r in missing]

@@ -12,7 +12,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._autostart import D
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError, CfgFile
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths, cfg_path, vms_dir
-from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import listening_tcp_ports
+from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import ListeningPorts
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
     PROBE_PARALLEL,
     each,
@@ -318,7 +318,8 @@ class VmConfig:
         return changes
 
     def _plan(self, reg, prepared, running_ok=False):
-        listening = []  # the host's listening ports, read once, and only when a new VM needs a slot
+        # The ports listened on in each VM's network namespace: read once per namespace, and only when a new VM needs a slot.
+        listening = ListeningPorts(self.module)
         changes = []
         seen = {}
         for prefix, params, spec in prepared:
@@ -341,8 +342,6 @@ class VmConfig:
             spec = self._spec(params, entry_now.name)
         else:
             entry_now = reg.get(spec.name)
-        if entry_now is None and not listening:
-            listening.append(frozenset(listening_tcp_ports()))
         path = cfg_path(self.config_dir, spec.name)
         before = _read_text(path)
         try:
@@ -355,7 +354,7 @@ class VmConfig:
         own = spec.listened_tcp_ports()
         # A new VM's slot also avoids the ports its own NICs will listen on.
         entry = reg.plan_register(spec.name, params.get("short_name"), spec.macs(),
-                                  listening=(listening[0] | frozenset(own)) if entry_now is None else ())
+                                  listening=(listening.get(spec.netns) | frozenset(own)) if entry_now is None else ())
         ports = ports_info(reg.base, entry.slot)
         for port, label in ((ports["monitor_port"], "monitor_tcp"), (ports["control_port"], "monitor_tcp"), (ports["vnc_port"], "vnc")):
             if port in own and getattr(spec, label):
