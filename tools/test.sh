@@ -37,6 +37,7 @@ add_step() {
 
 define_steps() {
     add_step sanity       run_sanity
+    add_step static       run_static
     add_step units        run_units
     add_step hostile      run_hostile
     add_step integration  run_integration
@@ -80,6 +81,38 @@ run_sanity() {
     local -a extra
     split_args QI_SANITY_ARGS extra
     run ansible-test sanity --local --python "$PYV" "${extra[@]}"
+}
+
+# Static checks beyond ansible-test's: ruff (ruff.toml) over the Python code, mypy (.mypy.ini)
+# over ansible_collections.qemu_init.qemu.plugins with ansible-core importable. Both always run;
+# the step fails when either finds anything. Caches go to $QI_BUILD_DIR, not into the copy.
+run_static() {
+    local out dir ruff_rc=0 mypy_rc=0 ruff_sum mypy_sum
+    local -a paths=()
+    out="$(mktemp "${TMPDIR:-/tmp}/qi-static.XXXXXX")"
+    # shellcheck disable=SC2064  # expand now: the step runs in its own subshell
+    trap "rm -f -- '$out'" EXIT
+    for dir in plugins tests tools bench; do
+        [[ -d "$dir" ]] && paths+=("$dir")
+    done
+    RUFF_CACHE_DIR="$QI_BUILD_DIR/.ruff_cache" run ruff check --no-fix --config ruff.toml "${paths[@]}" >"$out" 2>&1 ||
+        ruff_rc=$?
+    cat "$out"
+    ruff_sum="$(grep -E '^(Found [0-9]+ errors?|All checks passed)' "$out" | tail -n 1)"
+    ruff_sum="${ruff_sum%.}"
+    # From the build dir, so that the copy is importable as ansible_collections.qemu_init.qemu;
+    # paths in the report are shown relative to the collection root, as in the work tree.
+    (cd "$QI_BUILD_DIR" && run mypy --config-file "$COLL/.mypy.ini" --cache-dir "$QI_BUILD_DIR/.mypy_cache" \
+        -p ansible_collections.qemu_init.qemu.plugins) >"$out" 2>&1 || mypy_rc=$?
+    sed 's|^ansible_collections/qemu_init/qemu/||' "$out"
+    mypy_sum="$(grep -E '^(Found [0-9]+ errors?|Success:)' "$out" | tail -n 1)"
+    ruff_sum="ruff: ${ruff_sum:-exit $ruff_rc}"
+    mypy_sum="mypy: ${mypy_sum:-exit $mypy_rc}"
+    qi_log "static: $ruff_sum; $mypy_sum"
+    if [[ $ruff_rc -ne 0 || $mypy_rc -ne 0 ]]; then
+        qi_note "$ruff_sum; $mypy_sum"
+        return 1
+    fi
 }
 
 run_units() {

@@ -12,6 +12,7 @@ exactly as it was, so render(parse(text)) == text and hand edits survive our rew
 from __future__ import annotations
 
 import re
+import typing as t
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 
@@ -31,15 +32,15 @@ class CfgError(QemuInitError):
     """A cfg file (or a value for it) cannot be read or written."""
 
 
-def quote(value):
+def quote(value: str) -> str:
     """Render a value the way qemu-init files write them: in double quotes, shell-safe."""
     if "\n" in value or "\r" in value or "\0" in value:
         raise CfgError("cfg values are single lines; %r contains a line break or NUL" % (value,))
     return '"%s"' % "".join("\\" + c if c in _DQ_SPECIAL else c for c in value)
 
 
-def _unquote(rest, where):
-    """Read the value part of KEY=... (shell word without expansions); return (value, trailer)."""
+def _unquote(rest: str, where: str) -> str:
+    """Read the value part of KEY=... (a shell word without expansions); text after it may only be a comment."""
     for smart, plain in _SMART_QUOTES.items():
         rest = rest.replace(smart, plain)
     out = []
@@ -89,7 +90,7 @@ def _unquote(rest, where):
 class _Line:
     __slots__ = ("raw", "key", "value")
 
-    def __init__(self, raw, key=None, value=None):
+    def __init__(self, raw: str, key: str | None = None, value: str | None = None) -> None:
         self.raw = raw
         self.key = key
         self.value = value
@@ -98,13 +99,14 @@ class _Line:
 class CfgFile:
     """An ordered cfg file. Unchanged lines render exactly as they were read."""
 
-    def __init__(self, lines=None):
+    def __init__(self, lines: t.Iterable[_Line] | None = None) -> None:
         self._lines = list(lines or [])
 
     @classmethod
-    def parse(cls, text, source="<cfg>"):
+    def parse(cls, text: str, source: str = "<cfg>") -> CfgFile:
+        """Read cfg text; CfgError names source:line for anything outside the supported syntax."""
         lines = []
-        seen = {}
+        seen: dict[str, int] = {}
         for number, raw in enumerate(text.splitlines(), start=1):
             stripped = raw.strip()
             if not stripped or stripped.startswith("#"):
@@ -124,36 +126,38 @@ class CfgFile:
         return cls(lines)
 
     @classmethod
-    def from_items(cls, items, header=None):
+    def from_items(cls, items: t.Iterable[tuple[str, t.Any]], header: t.Iterable[str] | None = None) -> CfgFile:
+        """A new file: the header lines as comments, then KEY="value" for each item."""
         cfg = cls([_Line("# " + h if h else "#") for h in (header or [])])
         for key, value in items:
             cfg.set(key, value)
         return cfg
 
-    def render(self):
+    def render(self) -> str:
         if not self._lines:
             return ""
         return "\n".join(line.raw for line in self._lines) + "\n"
 
-    def keys(self):
+    def keys(self) -> list[str]:
         return [line.key for line in self._lines if line.key is not None]
 
-    def items(self):
-        return [(line.key, line.value) for line in self._lines if line.key is not None]
+    def items(self) -> list[tuple[str, str]]:
+        # A line has a value exactly when it has a key (parse and set make both).
+        return [(line.key, line.value) for line in self._lines if line.key is not None and line.value is not None]
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, str]:
         return dict(self.items())
 
-    def get(self, key, default=None):
+    def get(self, key: str, default: str | None = None) -> str | None:
         for line in self._lines:
             if line.key == key:
                 return line.value
         return default
 
-    def __contains__(self, key):
+    def __contains__(self, key: object) -> bool:
         return any(line.key == key for line in self._lines)
 
-    def set(self, key, value):
+    def set(self, key: str, value: t.Any) -> None:
         """Set key to value: in place if the key exists (untouched when equal), else appended."""
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
             raise CfgError("invalid cfg key %r" % (key,))
@@ -167,15 +171,15 @@ class CfgFile:
                 return
         self._lines.append(_Line("%s=%s" % (key, quote(value)), key, value))
 
-    def delete(self, key):
+    def delete(self, key: str) -> None:
         self._lines = [line for line in self._lines if line.key != key]
 
-    def retain(self, keep):
+    def retain(self, keep: t.Callable[[str], bool]) -> None:
         """Drop every assignment whose key does not satisfy keep(key); comments stay."""
         self._lines = [line for line in self._lines if line.key is None or keep(line.key)]
 
 
-def numbered(cfg_dict, prefix):
+def numbered(cfg_dict: t.Mapping[str, str], prefix: str) -> list[str]:
     """Values of PREFIX1, PREFIX2, ... up to the first gap, as qemu-init numbers devices."""
     values = []
     index = 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
@@ -29,7 +29,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_config import V
 LIFECYCLE_KEYS = ("state", "running", "pid", "stop_method", "stop_seconds", "start_seconds", "restart_required")
 
 
-def item_argument_spec(per_vm_spec: Dict[str, Any]) -> Dict[str, Any]:
+def item_argument_spec(per_vm_spec: dict[str, Any]) -> dict[str, Any]:
     """vm_config's per-VM options with the vms module's `state` (a VM's lifecycle state, default: the call's)."""
     spec = copy.deepcopy(per_vm_spec)
     spec["state"] = dict(type="str", choices=list(STATES))
@@ -37,16 +37,16 @@ def item_argument_spec(per_vm_spec: Dict[str, Any]) -> Dict[str, Any]:
 
 
 class Fleet:
-    def __init__(self, module, per_vm_spec: Dict[str, Any]):
+    def __init__(self, module, per_vm_spec: dict[str, Any]):
         self.module = module
         self.params = module.params
         self.check_mode = module.check_mode
         self.item_spec = item_argument_spec(per_vm_spec)
         self.config = VmConfig(module, per_vm_spec)
         self.manager = VmManager(module)
-        self._present_items: List[Tuple[str, Dict[str, Any]]] = []  # vm_config items of the VMs kept
+        self._config_items: list[tuple[str, dict[str, Any]]] = []  # vm_config items, removals first
 
-    def run(self) -> Dict[str, Any]:
+    def run(self) -> dict[str, Any]:
         items = self._items()
         changes, states = self._plan_configs(items)
         self.config.report_runtime(changes)
@@ -63,7 +63,7 @@ class Fleet:
         return out
 
     # --- reading and planning ------------------------------------------------------------
-    def _items(self) -> List[Tuple[str, Dict[str, Any]]]:
+    def _items(self) -> list[tuple[str, dict[str, Any]]]:
         items = validate_items(self.params["vms"], self.item_spec)
         for _prefix, params in items:
             params["state"] = params["state"] or self.params["default_state"]
@@ -85,15 +85,15 @@ class Fleet:
                 states[name] = "absent"
                 listed.append((len(listed), "exclusive.", dict(name=name, state="absent")))
         ordered = sorted(listed, key=lambda item: item[2]["state"] != "absent")  # stable: removals first
-        self._present_items = [(prefix, params) for _pos, prefix, params in listed if params["state"] == "present"]
-        changes = self.config.plan([(prefix, params) for _pos, prefix, params in ordered], running_ok=True)
+        self._config_items = [(prefix, params) for _pos, prefix, params in ordered]
+        changes = self.config.plan(self._config_items, running_ok=True)
         by_position = sorted(zip((pos for pos, _p, _x in ordered), changes), key=lambda pair: pair[0])
         return [change for _pos, change in by_position], states
 
     def _has_run_dir(self, name: str) -> bool:
         return os.path.isdir(RunPaths(self.manager.run_dir, name).dir)
 
-    def _result(self, change, state: str, step) -> Dict[str, Any]:
+    def _result(self, change, state: str, step) -> dict[str, Any]:
         result = dict(change.result)
         actions = [action for action in ("stop", "remove", "start") if getattr(step, action)]
         result.update(state=state, changed=change.changed or step.changed, cfg_exists=self.config.cfg_exists(change),
@@ -107,20 +107,20 @@ class Fleet:
         to_stop = [s.name for s in steps if s.stop]
         to_remove = [s.name for s in steps if s.remove]
         to_start = [s.name for s in steps if s.start]
-        done: List[str] = []
+        done: list[str] = []
         try:
             if to_stop:
                 self._stop(to_stop, results)
                 done.append("stopped %s" % ", ".join(to_stop))
             if to_remove:
-                self.manager.remove(self.manager.load(to_remove, need_cfg=False))
-                done.append("removed %s" % ", ".join(to_remove))
-            kept = [c for c in changes if c.after is not None]
-            if any(c.changed for c in kept):
-                written = self.config.converge(self._present_items)
+                self.manager.remove_runtime(self.manager.load(to_remove, need_cfg=False))
+                done.append("removed the taps and run dirs of %s" % ", ".join(to_remove))
+            if any(c.changed for c in changes):
+                # One registry lock for every cfg file and registry entry, removals included (planned first).
+                written = self.config.converge(self._config_items, running_ok=True)
                 for change in written:  # the plan under the lock is the one that counts
-                    results[change.name].update(change.result, cfg_exists=True)
-                done.append("wrote the cfg files")
+                    results[change.name].update(change.result, cfg_exists=change.after is not None)
+                done.append("wrote the cfg files and the registry")
             if to_start:
                 records = self.manager.load(to_start)
                 times = self.manager.start(records)
@@ -129,9 +129,9 @@ class Fleet:
                                                 start_seconds=times.get(record.name))
         except QemuInitError as exc:
             msg = exc.msg + ("; before that this call %s" % "; ".join(done) if done else "; nothing was changed")
-            raise QemuInitError(msg, vms=[results[n] for n in order], **exc.details)
+            raise QemuInitError(msg, vms=[results[n] for n in order], **exc.details) from exc
 
-    def _stop(self, names: List[str], results) -> None:
+    def _stop(self, names: list[str], results) -> None:
         records = [r for r in self.manager.load(names, need_cfg=False) if r.running]
         try:
             stopped = self.manager.stop(records, self.params["shutdown_timeout"], self.params["force"])
@@ -144,7 +144,7 @@ class Fleet:
         for name, (method, seconds) in stopped.items():
             results[name].update(stop_method=method, stop_seconds=seconds, running=False, pid=None)
 
-    def _diffs(self, changes, steps) -> List[Dict[str, str]]:
+    def _diffs(self, changes, steps) -> list[dict[str, str]]:
         diffs = [d for c in changes if c.changed for d in c.diffs(self.config.registry.path)]
         for change, step in zip(changes, steps):
             if step.stop or step.start:

@@ -21,6 +21,7 @@ import grp
 import json
 import pwd
 import re
+import typing as t
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 
@@ -35,6 +36,15 @@ MTU_MAX = 65535
 _BATCH_UNSAFE = re.compile(r"#|^['\"]|\\")
 _BATCH_FAILED = re.compile(r"Command failed -:(\d+)")
 
+if t.TYPE_CHECKING:
+    from ansible.module_utils.basic import AnsibleModule
+
+    # A normalised link record (see parse_links) and a snapshot of all links: name -> record.
+    Link = dict[str, t.Any]
+    Links = dict[str, Link]
+    # One `ip` batch line: the argv tokens after ``ip [-n NS]``.
+    Line = list[str]
+
 
 class Plan:
     """What one link needs: `ip` batch lines and its settings before and after (for diff and return).
@@ -42,7 +52,7 @@ class Plan:
     ``link_after`` is the normalised link record the kernel will hold afterwards (None: no link).
     """
 
-    def __init__(self, name, kind, lines, link_before, link_after):
+    def __init__(self, name: str, kind: str, lines: list[Line], link_before: Link | None, link_after: Link | None) -> None:
         self.name = name
         self.kind = kind
         self.lines = lines
@@ -50,22 +60,22 @@ class Plan:
         self.link_after = link_after
 
     @property
-    def changed(self):
+    def changed(self) -> bool:
         return bool(self.lines)
 
     @property
-    def before(self):
+    def before(self) -> dict[str, t.Any]:
         return settings(self.kind, self.name, self.link_before)
 
     @property
-    def after(self):
+    def after(self) -> dict[str, t.Any]:
         return settings(self.kind, self.name, self.link_after)
 
     @property
-    def diff(self):
+    def diff(self) -> dict[str, dict[str, t.Any]]:
         return {"before": self.before, "after": self.after}
 
-    def update(self, links):
+    def update(self, links: Links) -> Links:
         """Fold the predicted result into a ``links()`` snapshot (in place) and return it."""
         if self.link_after is None:
             links.pop(self.name, None)
@@ -78,21 +88,22 @@ class Plan:
 class IpCommand:
     """The `ip` binary, bound to one network namespace; runs argv lists through module.run_command."""
 
-    def __init__(self, module, netns=None):
+    def __init__(self, module: AnsibleModule, netns: str | None = None) -> None:
         self.module = module
         self.netns = netns
         self.binary = module.get_bin_path("ip", required=True)
 
-    def argv(self, args):
+    def argv(self, args: t.Iterable[object]) -> list[str]:
+        """``ip [-n NS] ARGS`` as an argv list."""
         base = [self.binary]
         if self.netns:
             base += ["-n", self.netns]
         return base + [str(a) for a in args]
 
-    def run(self, args, data=None):
+    def run(self, args: t.Iterable[object], data: str | None = None) -> str:
         """Run ``ip [-n NS] ARGS``; returns stdout, raises QemuInitError on failure."""
         cmd = self.argv(args)
-        kwargs = {"check_rc": False}
+        kwargs: dict[str, t.Any] = {"check_rc": False}
         if data is not None:
             kwargs["data"] = data
         rc, out, err = self.module.run_command(cmd, **kwargs)
@@ -104,13 +115,13 @@ class IpCommand:
             )
         return out
 
-    def links(self):
+    def links(self) -> Links:
         """All links of the namespace: dict name -> normalised record (see parse_links)."""
         return parse_links(self.run(["-json", "-details", "link", "show"]))
 
-    def apply(self, lines):
+    def apply(self, lines: t.Iterable[t.Iterable[object]]) -> None:
         """Apply batch lines in order; consecutive batch-safe lines share one `ip -batch -` process."""
-        groups = []  # [(batch_safe, [line, ...]), ...]
+        groups: list[tuple[bool, list[Line]]] = []
         for line in ([str(token) for token in line] for line in lines):
             safe = not any(_BATCH_UNSAFE.search(token) for token in line)
             if safe and groups and groups[-1][0]:
@@ -125,7 +136,7 @@ class IpCommand:
                 self._run_batch(group, done)
             done += len(group)
 
-    def _run_applying(self, line, done):
+    def _run_applying(self, line: Line, done: int) -> None:
         try:
             self.run(line)
         except QemuInitError as err:
@@ -134,7 +145,7 @@ class IpCommand:
                 err.args = (err.msg,)
             raise
 
-    def _run_batch(self, group, done):
+    def _run_batch(self, group: list[Line], done: int) -> None:
         cmd = self.argv(["-batch", "-"])
         data = "\n".join(" ".join(line) for line in group)
         rc, out, err = self.module.run_command(cmd, data=data, check_rc=False)
@@ -154,12 +165,12 @@ class IpCommand:
             msg += " (the %d change(s) before it were applied)" % applied
         raise QemuInitError(msg, rc=rc, stdout=out, stderr=err, cmd=cmd, batch=data)
 
-    def _raise_missing_netns(self, err):
-        if self.netns and "Cannot open network namespace" in (err or "") and "No such file" in err:
+    def _raise_missing_netns(self, err: str | None) -> None:
+        if self.netns and err and "Cannot open network namespace" in err and "No such file" in err:
             raise QemuInitError("network namespace %s does not exist (ip netns list)" % self.netns, stderr=err)
 
 
-def _first_line(text):
+def _first_line(text: str | None) -> str:
     for line in (text or "").splitlines():
         if line.strip() and not _BATCH_FAILED.match(line.strip()):
             return line.strip()
@@ -170,7 +181,7 @@ def _first_line(text):
 # Reading
 
 
-def parse_links(text):
+def parse_links(text: str | None) -> Links:
     """Normalise ``ip -json -details link show`` output: dict name -> record.
 
     Every record: ``name``, ``kind`` (``bridge``, ``tap``, ``tun``, another ``info_kind`` such as
@@ -182,8 +193,8 @@ def parse_links(text):
         # strict=False: ip prints control characters in link names (the kernel allows them) unescaped.
         raw = json.loads(text or "[]", strict=False)
     except ValueError as exc:
-        raise QemuInitError("cannot parse the output of ip -json link show: %s" % exc, stdout=text)
-    links = {}
+        raise QemuInitError("cannot parse the output of ip -json link show: %s" % exc, stdout=text) from exc
+    links: Links = {}
     for item in raw:
         name = item.get("ifname")
         if not name:
@@ -191,7 +202,7 @@ def parse_links(text):
         info = item.get("linkinfo") or {}
         data = info.get("info_data") or {}
         kind = info.get("info_kind") or item.get("link_type") or "unknown"
-        link = {
+        link: Link = {
             "name": name,
             "kind": kind,
             "mtu": item.get("mtu"),
@@ -213,7 +224,7 @@ def parse_links(text):
     return links
 
 
-def _uid(value):
+def _uid(value: int | str | None) -> int | str | None:
     if value is None or isinstance(value, int):
         return value
     try:
@@ -222,7 +233,7 @@ def _uid(value):
         return value
 
 
-def _gid(value):
+def _gid(value: int | str | None) -> int | str | None:
     if value is None or isinstance(value, int):
         return value
     try:
@@ -231,7 +242,7 @@ def _gid(value):
         return value
 
 
-def _refresh_ports(links):
+def _refresh_ports(links: Links) -> None:
     for link in links.values():
         if link.get("master") is not None and link["master"] not in links:
             link["master"] = None
@@ -240,7 +251,7 @@ def _refresh_ports(links):
             link["ports"] = sorted(n for n, other in links.items() if other.get("master") == link["name"])
 
 
-def settings(kind, name, link):
+def settings(kind: str, name: str, link: Link | None) -> dict[str, t.Any]:
     """The user-facing settings of a bridge or tap (what modules return and diff show)."""
     if link is None:
         return {"name": name, "state": "absent"}
@@ -260,17 +271,17 @@ def settings(kind, name, link):
 # Parameters
 
 
-def resolve_user(value, param="owner"):
+def resolve_user(value: t.Any, param: str = "owner") -> int | None:
     """A user name or numeric id -> uid (None stays None); an unknown name is a ParameterError."""
     return _resolve(value, param, pwd.getpwnam, "pw_uid", "user")
 
 
-def resolve_group(value, param="group"):
+def resolve_group(value: t.Any, param: str = "group") -> int | None:
     """A group name or numeric id -> gid (None stays None); an unknown name is a ParameterError."""
     return _resolve(value, param, grp.getgrnam, "gr_gid", "group")
 
 
-def _resolve(value, param, lookup, attr, what):
+def _resolve(value: t.Any, param: str, lookup: t.Callable[[str], t.Any], attr: str, what: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -285,14 +296,14 @@ def _resolve(value, param, lookup, attr, what):
             try:
                 return getattr(lookup(text), attr)
             except KeyError:
-                raise ParameterError(param, "no such %s %r on this host" % (what, text))
+                raise ParameterError(param, "no such %s %r on this host" % (what, text)) from None
     # (uid_t)-1 means "no owner" to the kernel; anything above cannot be stored.
     if not 0 <= number < 2 ** 32 - 1:
         raise ParameterError(param, "%s id %d is out of range" % (what, number))
     return number
 
 
-def check_mtu(value, param="mtu"):
+def check_mtu(value: t.Any, param: str = "mtu") -> int | None:
     """None or an MTU the kernel can accept on a bridge or tap."""
     if value is None:
         return None
@@ -305,14 +316,14 @@ def check_mtu(value, param="mtu"):
 # Planning (pure: no commands run here)
 
 
-def _not_this_kind(name, link, wanted):
+def _not_this_kind(name: str, link: Link, wanted: str) -> QemuInitError:
     return QemuInitError(
         "a link named %s exists but it is a %s, not a %s; it is never changed or deleted by this module "
         "(pick another name or remove it yourself)" % (name, link["kind"], wanted)
     )
 
 
-def _set_line(name, master=None, mtu=None, up=None):
+def _set_line(name: str, master: str | None = None, mtu: int | None = None, up: bool | None = None) -> Line | None:
     """`link set` for the attributes that differ; None means leave it, master '' means nomaster."""
     line = ["link", "set", "dev", name]
     if master == "":
@@ -326,7 +337,8 @@ def _set_line(name, master=None, mtu=None, up=None):
     return line if len(line) > 4 else None
 
 
-def plan_bridge(links, name, state="present", stp=False, mtu=None, up=True, force=False):
+def plan_bridge(links: Links, name: str, state: str = "present", stp: bool | None = False, mtu: int | None = None,
+                up: bool | None = True, force: bool = False) -> Plan:
     """Plan a Linux bridge; None for stp/mtu/up means "leave as it is" (new bridges: kernel default).
 
     Raises QemuInitError when a link of that name is not a bridge, or when an absent bridge still
@@ -362,7 +374,7 @@ def plan_bridge(links, name, state="present", stp=False, mtu=None, up=True, forc
         return Plan(name, "bridge", [line], None, after)
 
     after = dict(current, ports=list(current["ports"]))
-    changes = []
+    changes: list[str] = []
     if mtu is not None and mtu != current["mtu"]:
         changes += ["mtu", str(mtu)]
         after["mtu"] = mtu
@@ -377,8 +389,9 @@ def plan_bridge(links, name, state="present", stp=False, mtu=None, up=True, forc
     return Plan(name, "bridge", lines, current, after)
 
 
-def plan_tap(links, name, state="present", bridge=None, owner=None, group=None, multi_queue=None,
-             mtu=None, up=True, force=False):
+def plan_tap(links: Links, name: str, state: str = "present", bridge: str | None = None, owner: int | None = None,
+             group: int | None = None, multi_queue: bool | None = None, mtu: int | None = None, up: bool | None = True,
+             force: bool = False) -> Plan:
     """Plan a persistent tap; None means "leave as it is" (new taps: kernel default).
 
     ``bridge`` names the master bridge ('' takes the tap off any bridge); ``owner``/``group`` are
@@ -421,7 +434,7 @@ def plan_tap(links, name, state="present", bridge=None, owner=None, group=None, 
 
     # Create, or recreate keeping what the caller leaves unmanaged.
     keep = current or {}
-    want = {
+    want: Link = {
         "name": name, "kind": "tap",
         "owner": owner if owner is not None else keep.get("owner"),
         "group": group if group is not None else keep.get("group"),
@@ -451,7 +464,7 @@ def plan_tap(links, name, state="present", bridge=None, owner=None, group=None, 
     return Plan(name, "tap", lines, current, want)
 
 
-def _fixed_differences(current, owner, group, multi_queue):
+def _fixed_differences(current: Link, owner: int | None, group: int | None, multi_queue: bool | None) -> list[str]:
     reasons = []
     if current["kind"] != "tap":
         reasons.append("mode is %s, wanted tap" % current["kind"])
@@ -466,11 +479,11 @@ def _fixed_differences(current, owner, group, multi_queue):
     return reasons
 
 
-def _id_text(value):
+def _id_text(value: object) -> str:
     return "unset" if value is None else str(value)
 
 
-def _plan_tap_in_place(current, bridge, mtu, up):
+def _plan_tap_in_place(current: Link, bridge: str | None, mtu: int | None, up: bool | None) -> Plan:
     name = current["name"]
     after = dict(current)
     master = None
@@ -487,11 +500,11 @@ def _plan_tap_in_place(current, bridge, mtu, up):
     return Plan(name, "tap", [line] if line else [], current, after)
 
 
-def converge_link(module, ip, plan, key):
+def converge_link(module: AnsibleModule, ip: IpCommand, plan: Plan, key: str) -> dict[str, t.Any]:
     """Apply a link plan unless in check mode; the module result with `key` (bridge/tap) and diff."""
     if plan.changed and not module.check_mode:
         ip.apply(plan.lines)
-    result = {"changed": plan.changed, key: plan.after}
+    result: dict[str, t.Any] = {"changed": plan.changed, key: plan.after}
     if module._diff:
         result["diff"] = plan.diff
     return result

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import typing as t
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
 
@@ -19,7 +20,7 @@ MAC_PREFIX = "DE:AD:BE:EF"
 _MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}$")
 
 
-def derive_mac(name, os_name, index):
+def derive_mac(name: str, os_name: str, index: int) -> str:
     """Return the MAC of NIC `index` (1-based) of the VM `name` running `os_name`."""
     if isinstance(index, bool) or not isinstance(index, int) or index < 1:
         raise ParameterError("index", "NIC number must be an integer >= 1, got %r" % (index,))
@@ -27,7 +28,7 @@ def derive_mac(name, os_name, index):
     return "%s:%02X:%02X" % (MAC_PREFIX, digest[0], digest[1])
 
 
-def normalize_mac(value, param="mac"):
+def normalize_mac(value: t.Any, param: str = "mac") -> str:
     """Validate a user-given MAC (6 octets, ':' or '-' separated, unicast, not all-zero) and upper-case it."""
     if not isinstance(value, str) or not _MAC_RE.match(value.strip()):
         raise ParameterError(param, "%r is not a MAC address of 6 hex octets like DE:AD:BE:EF:00:01" % (value,))
@@ -39,13 +40,13 @@ def normalize_mac(value, param="mac"):
     return ":".join("%02X" % o for o in octets)
 
 
-def find_duplicate_macs(vm_macs):
+def find_duplicate_macs(vm_macs: t.Iterable[tuple[str, t.Iterable[str]]]) -> list[tuple[str, list[str]]]:
     """Find MACs used more than once.
 
     `vm_macs` is an iterable of (vm_name, [mac, ...]). Returns a sorted list of
     (mac, [owner, ...]) where each owner is "vm" or "vm NIC<n>"; empty when all are distinct.
     """
-    owners = {}
+    owners: dict[str, list[str]] = {}
     for vm_name, macs in vm_macs:
         for index, mac in enumerate(macs, start=1):
             key = normalize_mac(mac, param="%s NIC%d mac" % (vm_name, index))

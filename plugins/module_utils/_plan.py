@@ -11,7 +11,7 @@ without QEMU and check mode reports exactly what a real run would do.
 
 from __future__ import annotations
 
-from typing import Iterable, List, NamedTuple, Sequence, TypeVar
+from typing import Iterable, NamedTuple, Sequence, TypeVar
 
 STATES = ("present", "started", "stopped", "restarted", "absent")
 
@@ -42,9 +42,9 @@ class Step(NamedTuple):
 
 
 class Plan(NamedTuple):
-    steps: List[Step]
+    steps: list[Step]
 
-    def names(self, action: str) -> List[str]:
+    def names(self, action: str) -> list[str]:
         """The VMs that get `action` (stop, start or remove), in the order they were given."""
         return [s.name for s in self.steps if getattr(s, action)]
 
@@ -96,7 +96,7 @@ class Launchable(NamedTuple):
 T = TypeVar("T")
 
 
-def launch_waves(vms: Sequence[T], describe=lambda vm: vm) -> List[List[T]]:
+def launch_waves(vms: Sequence[T], describe=lambda vm: vm) -> list[list[T]]:
     """The order of a batch start: [[VMs launched together], [next], ...].
 
     A connecting socket/stream NIC needs its peer listening when QEMU starts, and QEMU never retries. So every
@@ -110,7 +110,7 @@ def launch_waves(vms: Sequence[T], describe=lambda vm: vm) -> List[List[T]]:
     return ([first] if first else []) + [[vm] for vm, _f in connecting]
 
 
-def unlisted(registered: Iterable[str], listed: Iterable[str]) -> List[str]:
+def unlisted(registered: Iterable[str], listed: Iterable[str]) -> list[str]:
     """exclusive: the VMs on the host that the call does not list, in the host's order."""
     wanted = set(listed)
     return [name for name in registered if name not in wanted]

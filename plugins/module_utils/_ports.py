@@ -8,9 +8,9 @@ from __future__ import annotations
 _TCP_LISTEN = "0A"
 
 
-def listening_tcp_ports(proc_net="/proc/net"):
+def listening_tcp_ports(proc_net: str = "/proc/net") -> set[int]:
     """Set of local TCP ports in LISTEN state, IPv4 and IPv6, in this process's network namespace."""
-    ports = set()
+    ports: set[int] = set()
     for table in ("tcp", "tcp6"):
         try:
             with open("%s/%s" % (proc_net, table), "r") as handle:

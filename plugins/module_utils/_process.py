@@ -11,9 +11,10 @@ qemu-system-* binary. _probe.probe adds the final proof, QMP query-name.
 from __future__ import annotations
 
 import os
+import typing as t
 
 
-def read_pidfile(path):
+def read_pidfile(path: str) -> int | None:
     """The pid in `path`, or None when the file is missing, empty or not a number."""
     try:
         with open(path, "r") as handle:
@@ -23,7 +24,7 @@ def read_pidfile(path):
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
-def proc_state(pid, proc="/proc"):
+def proc_state(pid: int, proc: str = "/proc") -> str | None:
     """The one-letter state from /proc/PID/stat ('R', 'S', 'Z', ...), or None if there is no such process."""
     try:
         with open("%s/%d/stat" % (proc, pid), "r") as handle:
@@ -34,7 +35,8 @@ def proc_state(pid, proc="/proc"):
     return stat[stat.rindex(")") + 2:].split(" ", 1)[0]
 
 
-def proc_cmdline(pid, proc="/proc"):
+def proc_cmdline(pid: int, proc: str = "/proc") -> list[str]:
+    """The argv of PID from /proc/PID/cmdline; [] when there is no such process (or a kernel thread)."""
     try:
         with open("%s/%d/cmdline" % (proc, pid), "rb") as handle:
             raw = handle.read()
@@ -43,7 +45,8 @@ def proc_cmdline(pid, proc="/proc"):
     return [part.decode("utf-8", "surrogateescape") for part in raw.split(b"\0") if part]
 
 
-def is_live_qemu(pid, proc="/proc"):
+# TypeGuard: where this is true, pid is an int (for mypy; annotations are never evaluated at run time).
+def is_live_qemu(pid: int | None, proc: str = "/proc") -> t.TypeGuard[int]:
     """True when pid is a running (not zombie) qemu-system-* process."""
     if pid is None:
         return False

@@ -13,19 +13,24 @@ from __future__ import annotations
 
 import fcntl
 import os
+import typing as t
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 
 _KVM_GET_API_VERSION = 0xAE00
 _KVM_API_VERSION = 12
 
+if t.TYPE_CHECKING:
+    from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
+    from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import NicSpec, VmSpec
 
-def esc(value):
+
+def esc(value: object) -> str:
     """Escape a value for a QEMU option list (a,b=c): commas are doubled."""
     return str(value).replace(",", ",,")
 
 
-def kvm_usable(dev="/dev/kvm"):
+def kvm_usable(dev: str = "/dev/kvm") -> bool:
     """True when /dev/kvm opens read-write and answers the API version KVM has had since 2007."""
     try:
         fd = os.open(dev, os.O_RDWR | os.O_CLOEXEC)
@@ -39,18 +44,19 @@ def kvm_usable(dev="/dev/kvm"):
         os.close(fd)
 
 
-def resolve_accel(accel, kvm_check=kvm_usable):
+def resolve_accel(accel: str, kvm_check: t.Callable[[], bool] = kvm_usable) -> str:
+    """The accelerator to launch with: 'auto' becomes kvm when /dev/kvm is usable, else tcg."""
     if accel == "auto":
         return "kvm" if kvm_check() else "tcg"
     return accel
 
 
-def _split_hostport(value, default_host):
+def _split_hostport(value: str, default_host: str) -> tuple[str, str]:
     host, port = value.rsplit(":", 1)
     return (host.strip("[]") or default_host), port
 
 
-def netdev_arg(nic, index, tap_name):
+def netdev_arg(nic: NicSpec, index: int, tap_name: str | None) -> str:
     """The -netdev value of NIC `index` (1-based)."""
     netdev_id = "net%d" % (index - 1)
     backend = nic.backend
@@ -69,26 +75,40 @@ def netdev_arg(nic, index, tap_name):
             value += ",localaddr=%s" % esc(nic.localaddr)
         return value
     if backend == "hubport":
-        return "hubport,id=%s,hubid=%d" % (netdev_id, nic.hub)
+        return "hubport,id=%s,hubid=%d" % (netdev_id, _needed(nic.hub, "hub", index, backend))
     if backend == "user":
         options = ["user,id=%s" % netdev_id] + (["restrict=on"] if nic.restrict else [])
         return ",".join(options + ["hostfwd=%s" % esc(rule) for rule in nic.hostfwd])
     if backend == "stream":
         server = bool(nic.listen)
-        return "stream,id=%s,server=%s,%s" % (netdev_id, "on" if server else "off", _address("addr", nic.listen or nic.connect))
+        address = _needed(nic.listen or nic.connect, "listen or connect", index, backend)
+        return "stream,id=%s,server=%s,%s" % (netdev_id, "on" if server else "off", _address("addr", address))
     if backend == "dgram":
-        return "dgram,id=%s,%s,%s" % (netdev_id, _address("local", nic.listen), _address("remote", nic.connect))
+        local = _needed(nic.listen, "listen", index, backend)
+        remote = _needed(nic.connect, "connect", index, backend)
+        return "dgram,id=%s,%s,%s" % (netdev_id, _address("local", local), _address("remote", remote))
     raise QemuInitError("NIC%d: backend %r has no QEMU mapping" % (index, backend))
 
 
-def _address(prefix, value):
+_T = t.TypeVar("_T")
+
+
+def _needed(value: _T | None, field: str, index: int, backend: str) -> _T:
+    # _vmspec validation guarantees these fields; a spec built some other way gets an error, not a TypeError.
+    if value is None:
+        raise QemuInitError("NIC%d: backend %s needs %s" % (index, backend, field))
+    return value
+
+
+def _address(prefix: str, value: str) -> str:
     if value.startswith("unix:"):
         return "%s.type=unix,%s.path=%s" % (prefix, prefix, esc(value[5:]))
     host, port = _split_hostport(value, "127.0.0.1")
     return "%s.type=inet,%s.host=%s,%s.port=%s" % (prefix, prefix, esc(host), prefix, port)
 
 
-def build_argv(spec, binary, run_paths, ports, short_name, accel, ipv6_loopback=False):
+def build_argv(spec: VmSpec, binary: str, run_paths: RunPaths, ports: dict[str, int], short_name: str, accel: str,
+               ipv6_loopback: bool = False) -> list[str]:
     """The full argv to launch `spec`.
 
     run_paths: _paths.RunPaths; ports: dict from _registry.ports_info; accel: 'kvm' or 'tcg'.
@@ -115,7 +135,7 @@ def build_argv(spec, binary, run_paths, ports, short_name, accel, ipv6_loopback=
             argv += ["-initrd", spec.initrd]
         if spec.append is not None:
             argv += ["-append", spec.append]
-    for i, disk in enumerate(spec.disks, start=1):
+    for disk in spec.disks:
         drive = "file=%s,format=%s,if=%s,media=disk,snapshot=off" % (esc(disk.file), disk.format, disk.interface)
         if disk.readonly:
             drive += ",readonly=on"
@@ -130,7 +150,11 @@ def build_argv(spec, binary, run_paths, ports, short_name, accel, ipv6_loopback=
         uplink = "hub%dup" % hub.id
         argv += ["-netdev", "tap,id=%s,ifname=%s,script=no,downscript=no" % (uplink, esc(spec.hub_tap(hub, short_name)))]
         argv += ["-netdev", "hubport,id=hub%dport,hubid=%d,netdev=%s" % (hub.id, hub.id, uplink)]
-    argv += ["-serial", "file:%s" % (spec.serial_log or run_paths.serial_log)]
+    # The serial console: a unix socket `qemu-init console` attaches to (one client at a time), and everything the
+    # guest prints also goes to the log file, attached or not.
+    argv += ["-chardev", "socket,id=serial0,path=%s,server=on,wait=off,logfile=%s,logappend=on"
+             % (esc(run_paths.console), esc(spec.serial_log or run_paths.serial_log)),
+             "-serial", "chardev:serial0"]
     if spec.vnc:
         host = spec.vnc_listen
         argv += ["-vnc", "%s:%d" % ("[%s]" % host if ":" in host else host, ports["vnc_display"])]

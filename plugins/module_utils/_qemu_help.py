@@ -6,16 +6,22 @@
 from __future__ import annotations
 
 import re
+import typing as t
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 
 _NAME_RE = re.compile(r'^name "([^"]+)"(?:.*?, alias "([^"]+)")?')
 NETWORK_SECTION = "Network devices"
 
+if t.TYPE_CHECKING:
+    from ansible.module_utils.basic import AnsibleModule
 
-def parse_device_help(text):
+    from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import VmSpec
+
+
+def parse_device_help(text: str) -> dict[str, set[str]]:
     """{section title: set of device names and aliases} from `qemu-system-* -device help`."""
-    sections = {}
+    sections: dict[str, set[str]] = {}
     current = sections.setdefault("", set())
     for line in text.splitlines():
         match = _NAME_RE.match(line)
@@ -29,12 +35,13 @@ def parse_device_help(text):
 class QemuDevices:
     """The devices one qemu binary knows, asked once per module run."""
 
-    def __init__(self, module, binary):
+    def __init__(self, module: AnsibleModule, binary: str) -> None:
         self.module = module
         self.binary = binary
-        self._sections = None
+        self._sections: dict[str, set[str]] | None = None
 
-    def network_models(self):
+    def network_models(self) -> set[str]:
+        """The names and aliases of the network devices (NIC models) the binary lists."""
         if self._sections is None:
             rc, out, err = self.module.run_command([self.binary, "-device", "help"], environ_update={"LC_ALL": "C"})
             if rc != 0:
@@ -48,7 +55,8 @@ class QemuDevices:
             self._sections = sections
         return self._sections[NETWORK_SECTION]
 
-    def check_nic_models(self, spec, param_of_index):
+    def check_nic_models(self, spec: VmSpec, param_of_index: t.Callable[[int], str]) -> None:
+        """ParameterError (named by param_of_index(i)) for the first NIC whose model the binary lacks."""
         known = self.network_models()
         for i, nic in enumerate(spec.nics, start=1):
             if nic.model not in known:

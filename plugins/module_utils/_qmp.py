@@ -16,17 +16,22 @@ import math
 import select
 import socket
 import time
+import typing as t
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 
 DEFAULT_TIMEOUT = 10.0
 _RECV_SIZE = 65536
 
+if t.TYPE_CHECKING:
+    # A QMP message (greeting, reply or event) as decoded from JSON.
+    Message = dict[str, t.Any]
+
 
 class QmpError(QemuInitError):
     """QEMU answered a command with an error; error_class is e.g. 'CommandNotFound'."""
 
-    def __init__(self, command, error_class, desc):
+    def __init__(self, command: str, error_class: str | None, desc: str | None) -> None:
         super().__init__("QMP command %s failed: %s: %s" % (command, error_class, desc))
         self.command = command
         self.error_class = error_class
@@ -51,16 +56,16 @@ class QmpClient:
     `timeout` bounds connecting (greeting included) and is the default for command().
     """
 
-    def __init__(self, path, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, path: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.path = path
         self.timeout = timeout
         self.closed = False  # True once EOF was seen: QEMU is gone or dropped us
-        self.greeting = None
+        self.greeting: Message | None = None
         self._buf = b""
-        self._events = []
+        self._events: list[Message] = []
         self._next_id = 0
-        self._pending_id = None
-        self._reply = None
+        self._pending_id: str | None = None
+        self._reply: Message | None = None
         deadline = time.monotonic() + timeout
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -68,7 +73,7 @@ class QmpClient:
             self._sock.connect(path)
         except OSError as err:  # missing file, refused (QEMU gone), not a socket, path too long...
             self._sock.close()
-            raise QmpConnectError("cannot connect to QMP socket %s: %s" % (path, err.strerror or err))
+            raise QmpConnectError("cannot connect to QMP socket %s: %s" % (path, err.strerror or err)) from err
         self._poller = select.poll()
         self._poller.register(self._sock, select.POLLIN)
         try:
@@ -87,21 +92,21 @@ class QmpClient:
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def fileno(self):
+    def fileno(self) -> int:
         """The socket's fd, for select()/poll() over several clients."""
         return self._sock.fileno()
 
-    def close(self):
+    def close(self) -> None:
         """Close the socket (idempotent). Does not stop QEMU."""
         self._sock.close()
 
-    def __enter__(self):
+    def __enter__(self) -> QmpClient:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _receive(self, wait):
+    def _receive(self, wait: float) -> bool:
         """Wait up to `wait` s for data, parse complete lines; False if nothing came."""
         if self.closed:
             return True
@@ -124,11 +129,11 @@ class QmpClient:
                 self._dispatch(line)
         return True
 
-    def _dispatch(self, line):
+    def _dispatch(self, line: bytes) -> None:
         try:
             msg = json.loads(line.decode("utf-8"))
         except ValueError as err:
-            raise QemuInitError("unparsable QMP message on %s: %s" % (self.path, err), line=repr(line))
+            raise QemuInitError("unparsable QMP message on %s: %s" % (self.path, err), line=repr(line)) from err
         if "event" in msg:
             self._events.append(msg)
         elif "QMP" in msg:
@@ -137,12 +142,12 @@ class QmpClient:
             self._reply = msg
         # Anything else is a late reply to a command that timed out: its caller gave up.
 
-    def _closed_error(self):
+    def _closed_error(self) -> QmpClosed:
         return QmpClosed("QMP connection %s closed (QEMU exited?)" % self.path)
 
     # -- commands ----------------------------------------------------------------------
 
-    def command(self, name, arguments=None, timeout=None):
+    def command(self, name: str, arguments: dict[str, t.Any] | None = None, timeout: float | None = None) -> t.Any:
         """Run a QMP command; return its `return` value or raise QmpError/QmpTimeout/QmpClosed."""
         if self.closed:
             raise self._closed_error()
@@ -153,17 +158,17 @@ class QmpClient:
         # for the answer to the next command.
         self._pending_id = "qi-%d" % self._next_id
         self._reply = None
-        request = {"execute": name, "id": self._pending_id}
+        request: dict[str, t.Any] = {"execute": name, "id": self._pending_id}
         if arguments:
             request["arguments"] = arguments
         try:
             self._sock.settimeout(max(timeout, 0.001))
             self._sock.sendall(json.dumps(request).encode("utf-8") + b"\r\n")
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError) as err:
             self.closed = True
-            raise self._closed_error()
-        except socket.timeout:
-            raise QmpTimeout("QMP command %s: could not send within %.1f s" % (name, timeout))
+            raise self._closed_error() from err
+        except socket.timeout as err:
+            raise QmpTimeout("QMP command %s: could not send within %.1f s" % (name, timeout)) from err
         while self._reply is None:
             if self.closed:
                 raise self._closed_error()
@@ -175,26 +180,26 @@ class QmpClient:
             raise QmpError(name, err.get("class"), err.get("desc"))
         return reply["return"]
 
-    def hmp(self, command_line, timeout=None):
+    def hmp(self, command_line: str, timeout: float | None = None) -> str:
         """Run a human monitor command; return its text output."""
         return self.command("human-monitor-command", {"command-line": command_line}, timeout)
 
-    def query_name(self):
+    def query_name(self) -> str | None:
         """The VM's -name, or None when it was started without one."""
         return self.command("query-name").get("name")
 
-    def query_status(self):
+    def query_status(self) -> dict[str, t.Any]:
         """The query-status dict: {'status': 'running'|'paused'|'prelaunch'|..., 'running': bool, ...}."""
         return self.command("query-status")
 
     # -- events ------------------------------------------------------------------------
 
-    def events(self):
+    def events(self) -> list[Message]:
         """Return and forget the events received so far (no I/O)."""
         events, self._events = self._events, []
         return events
 
-    def read_available(self):
+    def read_available(self) -> list[Message]:
         """Without blocking, take in whatever has arrived and return all queued events.
 
         On EOF this sets `closed` instead of raising, so events that came just before
@@ -205,7 +210,7 @@ class QmpClient:
             pass
         return self.events()
 
-    def wait_event(self, names, timeout):
+    def wait_event(self, names: str | t.Iterable[str], timeout: float) -> Message | None:
         """Wait for the first event named in `names` (a name or a list), removing it from
         the queue; other events stay queued. None on timeout; QmpClosed on EOF."""
         names = (names,) if isinstance(names, str) else tuple(names)

@@ -22,6 +22,7 @@ import hashlib
 import os
 import re
 import tempfile
+import typing as t
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CfgError, CfgFile
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
@@ -36,6 +37,9 @@ CONTROL_OFFSET = 100
 VNC_BASE = 5900
 MAX_PORT = 65535
 
+if t.TYPE_CHECKING:
+    import collections.abc
+
 
 class RegistryError(QemuInitError):
     pass
@@ -44,33 +48,34 @@ class RegistryError(QemuInitError):
 class Entry:
     __slots__ = ("short_name", "name", "slot", "macs")
 
-    def __init__(self, short_name, name, slot, macs=()):
+    def __init__(self, short_name: str, name: str, slot: int, macs: t.Iterable[str] = ()) -> None:
         self.short_name = short_name
         self.name = name
         self.slot = slot
         self.macs = list(macs)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Entry) and self.as_tuple() == other.as_tuple()
 
-    def as_tuple(self):
+    def as_tuple(self) -> tuple[str, str, int, tuple[str, ...]]:
         return (self.short_name, self.name, self.slot, tuple(self.macs))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Entry(%r, %r, %r, %r)" % self.as_tuple()
 
 
-def slot_ports(base, slot):
+def slot_ports(base: int, slot: int) -> tuple[int, int, int]:
     """The TCP ports a slot occupies: monitor, control and VNC."""
     return (base + slot, base + slot + CONTROL_OFFSET, VNC_BASE + slot)
 
 
-def ports_info(base, slot):
+def ports_info(base: int, slot: int) -> dict[str, int]:
+    """The slot and its ports as the modules return them (and _qemu.build_argv takes them)."""
     monitor, control, vnc = slot_ports(base, slot)
     return dict(slot=slot, monitor_port=monitor, control_port=control, vnc_display=slot, vnc_port=vnc)
 
 
-def default_short_name(name):
+def default_short_name(name: str) -> str:
     """A VM's short name when none is given: the name itself when it fits the short-name rules,
     else up to 5 of its characters and 4 hex digits of its hash (stable, and distinct in practice)."""
     try:
@@ -82,7 +87,7 @@ def default_short_name(name):
     return (stem + digest) if stem else ("vm" + digest)
 
 
-def read_monitor_base(config_dir):
+def read_monitor_base(config_dir: str) -> int:
     """Base monitor port from monitor.conf (`MONPORT="30320"`, or a bare number); default 30320."""
     path = os.path.join(config_dir, MONITOR_CONF)
     try:
@@ -98,7 +103,7 @@ def read_monitor_base(config_dir):
         try:
             value = CfgFile.parse(text, path).get("MONPORT")
         except CfgError as exc:
-            raise RegistryError("cannot read the monitor base port: %s" % exc.msg)
+            raise RegistryError("cannot read the monitor base port: %s" % exc.msg) from exc
         if value is None:
             raise RegistryError('%s: no MONPORT="<port>" line' % path)
     if not value.isdigit() or not 1024 <= int(value) <= MAX_PORT - CONTROL_OFFSET - 1:
@@ -109,23 +114,28 @@ def read_monitor_base(config_dir):
 class RegistryState:
     """The registry's content, as read under the lock (or without one, read-only)."""
 
-    def __init__(self, path, base, entries):
+    def __init__(self, path: str, base: int, entries: t.Iterable[Entry]) -> None:
         self.path = path
         self.base = base
         # Indexes, so that a batch of n VMs is planned in O(n): names, short names, MACs and the ports in use.
-        self._by_name = {}                  # name -> Entry, in insertion order
-        self._by_short = {}                 # short name -> Entry
-        self._mac_users = {}                # MAC -> [names]
-        self._port_users = {}               # port -> number of entries whose slot uses it
-        self._scan = (None, 0)              # (listening ports, slot below which free_slot found none free)
+        self._by_name: dict[str, Entry] = {}       # in insertion order
+        self._by_short: dict[str, Entry] = {}
+        self._mac_users: dict[str, list[str]] = {}  # MAC -> names
+        self._port_users: dict[int, int] = {}      # port -> number of entries whose slot uses it
+        # (listening ports, slot below which free_slot found none free)
+        self._scan: tuple[frozenset[int] | None, int] = (None, 0)
         for entry in entries:
             self._index(entry)
 
     # --- reading ---------------------------------------------------------------------------
     @classmethod
-    def parse(cls, path, text, base):
+    def parse(cls, path: str, text: str, base: int) -> RegistryState:
+        """Read registry text; RegistryError names path:line of a damaged line."""
         entries = []
-        by_name, by_short, by_slot = {}, {}, {}
+        # key -> line number, one table per unique column
+        by_name: dict[object, int] = {}
+        by_short: dict[object, int] = {}
+        by_slot: dict[object, int] = {}
         for number, raw in enumerate(text.splitlines(), start=1):
             line = raw.strip()
             if not line or line.startswith("#"):
@@ -141,7 +151,7 @@ class RegistryState:
                 short, name = check_short_name(fields[0], "short name"), check_vm_name(fields[1], "name")
                 macs = [normalize_mac(m, "mac") for m in fields[3].split(",")] if len(fields) == 4 else []
             except ParameterError as exc:
-                raise RegistryError("%s: %s; the registry is damaged: see docs/registry.md (recovery)" % (where, exc.msg))
+                raise RegistryError("%s: %s; the registry is damaged: see docs/registry.md (recovery)" % (where, exc.msg)) from exc
             slot = int(fields[2])
             for table, key, what in ((by_name, name, "name"), (by_short, short, "short name"), (by_slot, slot, "slot")):
                 if key in table:
@@ -151,30 +161,30 @@ class RegistryState:
             entries.append(Entry(short, name, slot, macs))
         return cls(path, base, entries)
 
-    def entries(self):
+    def entries(self) -> list[Entry]:
         return list(self._by_name.values())
 
-    def get(self, name):
+    def get(self, name: str) -> Entry | None:
         return self._by_name.get(name)
 
-    def resolve(self, name_or_short):
+    def resolve(self, name_or_short: str) -> Entry | None:
         """The entry whose long name, else whose short name, is the given one; None if unknown."""
         return self._by_name.get(name_or_short) or self._by_short.get(name_or_short)
 
-    def render(self):
+    def render(self) -> str:
         lines = ["# qemu-init registry, managed by qemu_init.qemu: SHORT_NAME NAME SLOT MACS"]
         for e in sorted(self._by_name.values(), key=lambda e: e.slot):
             lines.append(" ".join([e.short_name, e.name, str(e.slot)] + ([",".join(e.macs)] if e.macs else [])))
         return "\n".join(lines) + "\n"
 
     # --- deciding --------------------------------------------------------------------------
-    def free_slot(self, listening=(), exclude_name=None):
+    def free_slot(self, listening: t.Iterable[int] = (), exclude_name: str | None = None) -> int:
         """Lowest slot whose monitor, control and VNC ports are used by no other VM and not listened on."""
         listening = frozenset(listening)
-        excluded = self._by_name.get(exclude_name)
+        excluded = self._by_name.get(exclude_name) if exclude_name is not None else None
         own = set(slot_ports(self.base, excluded.slot)) if excluded else set()
 
-        def busy(port):
+        def busy(port: int) -> bool:
             users = self._port_users.get(port, 0) - (1 if port in own else 0)
             return users > 0 or port in listening
 
@@ -192,7 +202,7 @@ class RegistryState:
             "other programs; remove VMs or lower the base port" % (self.base, MAX_PORT - CONTROL_OFFSET, len(self._by_name))
         )
 
-    def mac_clashes(self, name, macs):
+    def mac_clashes(self, name: str, macs: t.Collection[str]) -> list[tuple[str, str]]:
         """[(mac, other_vm)] for each of `macs` another registered VM already uses."""
         if not any(user != name for mac in macs for user in self._mac_users.get(mac, ())):
             return []
@@ -205,7 +215,7 @@ class RegistryState:
                     clashes.append((mac, e.name))
         return clashes
 
-    def plan_register(self, name, short_name, macs, listening=()):
+    def plan_register(self, name: str, short_name: str | None, macs: list[str], listening: t.Iterable[int] = ()) -> Entry:
         """The entry `name` should have: its slot kept if it has one, else the lowest free one.
 
         Raises on a short name owned by another VM and on MACs another VM uses.
@@ -224,11 +234,13 @@ class RegistryState:
         slot = current.slot if current else self.free_slot(listening)
         return Entry(short_name, name, slot, macs)
 
-    def put(self, entry):
+    def put(self, entry: Entry) -> None:
+        """Add or replace the entry of entry.name."""
         self.remove(entry.name)
         self._index(entry)
 
-    def remove(self, name):
+    def remove(self, name: str) -> bool:
+        """Forget VM `name`; False when it was not registered."""
         entry = self._by_name.pop(name, None)
         if entry is None:
             return False
@@ -244,7 +256,7 @@ class RegistryState:
         self._scan = (None, 0)  # a slot may be free again
         return True
 
-    def _index(self, entry):
+    def _index(self, entry: Entry) -> None:
         self._by_name[entry.name] = entry
         self._by_short[entry.short_name] = entry
         for mac in entry.macs:
@@ -256,44 +268,45 @@ class RegistryState:
 class Registry:
     """The registry file of one config_dir."""
 
-    def __init__(self, config_dir):
+    def __init__(self, config_dir: str) -> None:
         self.config_dir = config_dir
         self.path = os.path.join(config_dir, REGISTRY_FILE)
         self.lock_path = os.path.join(config_dir, LOCK_FILE)
 
-    def read(self):
+    def read(self) -> RegistryState:
         """Read without the lock (for reporting); the file is replaced atomically, so never torn."""
         return RegistryState.parse(self.path, self._read_text(), read_monitor_base(self.config_dir))
 
-    def _read_text(self):
+    def _read_text(self) -> str:
         try:
             with open(self.path, "r", encoding="utf-8") as handle:
                 return handle.read()
         except FileNotFoundError:
             return ""
         except UnicodeDecodeError as exc:
-            raise RegistryError("%s: not UTF-8 text (%s); the registry is damaged: see docs/registry.md (recovery)" % (self.path, exc))
+            raise RegistryError("%s: not UTF-8 text (%s); the registry is damaged: see docs/registry.md (recovery)" % (self.path, exc)) from exc
 
     @contextlib.contextmanager
-    def locked(self, create=True):
+    def locked(self, create: bool = True) -> collections.abc.Iterator[RegistryState]:
         """Hold the registry lock; yield the current state. Save changes with save(state)."""
         if create:
             os.makedirs(self.config_dir, mode=0o755, exist_ok=True)
         try:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            raise RegistryError("cannot open the registry lock %s: %s" % (self.lock_path, exc.strerror))
+            raise RegistryError("cannot open the registry lock %s: %s" % (self.lock_path, exc.strerror)) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield self.read()
         finally:
             os.close(fd)  # closing drops the flock
 
-    def save(self, state):
+    def save(self, state: RegistryState) -> None:
+        """Write the state atomically (call it while holding locked())."""
         atomic_write(self.path, state.render(), mode=0o644)
 
 
-def atomic_write(path, text, mode=0o644):
+def atomic_write(path: str, text: str, mode: int = 0o644) -> None:
     """Replace `path` with `text`: temp file in the same directory, fsync, rename, fsync dir.
 
     On any failure the old file is untouched and the temp file removed.
@@ -311,7 +324,7 @@ def atomic_write(path, text, mode=0o644):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise QemuInitError("writing %s failed: %s" % (path, exc.strerror or exc))
+            raise QemuInitError("writing %s failed: %s" % (path, exc.strerror or exc)) from exc
         raise
     with contextlib.suppress(OSError):
         dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)

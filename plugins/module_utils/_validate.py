@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import typing as t
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
 
@@ -29,7 +30,7 @@ NETNS_MAX = 64
 _NETNS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-def check_vm_name(value, param="name"):
+def check_vm_name(value: t.Any, param: str = "name") -> str:
     """A VM's long name: 1-64 chars of [A-Za-z0-9._-], starting with a letter or digit."""
     if not isinstance(value, str) or not value:
         raise ParameterError(param, "must be a non-empty string")
@@ -44,7 +45,7 @@ def check_vm_name(value, param="name"):
     return value
 
 
-def check_short_name(value, param="short_name"):
+def check_short_name(value: t.Any, param: str = "short_name") -> str:
     """A VM's short name: 1-10 chars of [a-z0-9_-], starting with a letter or digit."""
     if not isinstance(value, str) or not value:
         raise ParameterError(param, "must be a non-empty string")
@@ -57,7 +58,7 @@ def check_short_name(value, param="short_name"):
     return value
 
 
-def check_ifname(value, param):
+def check_ifname(value: t.Any, param: str) -> str:
     """A Linux interface name: 1-15 bytes, no '/', ':', '%' or whitespace, not '.', '..', 'all' or 'default'."""
     if not isinstance(value, str) or not value:
         raise ParameterError(param, "must be a non-empty interface name")
@@ -77,7 +78,7 @@ def check_ifname(value, param):
     return value
 
 
-def check_netns(value, param="netns"):
+def check_netns(value: t.Any, param: str = "netns") -> str | None:
     """A network namespace name as `ip netns` stores it (a file under /run/netns)."""
     if value is None:
         return None
@@ -90,7 +91,7 @@ def check_netns(value, param="netns"):
     return value
 
 
-def check_absolute_path(value, param, must_exist=False, kind="file"):
+def check_absolute_path(value: t.Any, param: str, must_exist: bool = False, kind: str = "file") -> str:
     """An absolute path without NUL or newline; optionally one that must exist already."""
     if not isinstance(value, str) or not value:
         raise ParameterError(param, "must be a non-empty path")

@@ -393,7 +393,7 @@ class VmManager:
         os.makedirs(self.run_dir, mode=0o755, exist_ok=True)
         os.makedirs(run.dir, mode=0o700, exist_ok=True)
         os.chmod(run.dir, 0o700)
-        for stale in (run.pidfile, run.qmp, run.launch_record):
+        for stale in (run.pidfile, run.qmp, run.console, run.launch_record):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(stale)
         # Keep the previous boot's console as .1 so markers read after a start are from this boot.
@@ -418,8 +418,9 @@ class VmManager:
                     os.unlink(leftover)
             raise QemuInitError("starting VM %s failed (qemu exit status %d): %s" % (record.name, rc, (err or out).strip()),
                                 rc=rc, stderr=err, stdout=out, cmd=cmd)
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(run.qmp, 0o600)
+        for socket_path in (run.qmp, run.console):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(socket_path, 0o600)
         digest = hashlib.sha256((record.cfg_text or "").encode("utf-8")).hexdigest()
         atomic_write(run.launch_record, json.dumps(dict(argv=argv, cfg_sha256=digest, netns=record.spec.netns,
                                                         started=time.time()), indent=1) + "\n", mode=0o600)
@@ -518,14 +519,8 @@ class VmManager:
 
         One `ip` batch per network namespace and one registry update, however many VMs.
         """
-        taps = {}
+        self.remove_runtime(records)
         for record in records:
-            links = record.made_links()
-            taps.setdefault(links.get("netns"), []).extend(links.get("taps") or [])
-        for netns, names in taps.items():
-            self._remove_links(netns, names)
-        for record in records:
-            shutil.rmtree(record.run.dir, ignore_errors=True)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(cfg_path(self.config_dir, record.name))
         registered = [r.name for r in records if r.entry is not None]
@@ -534,6 +529,17 @@ class VmManager:
                 removed = [name for name in registered if state.remove(name)]
                 if removed:
                     self.registry.save(state)
+
+    def remove_runtime(self, records):
+        """Remove the taps the collection made for stopped VMs and their run dirs (not cfg files, not the registry)."""
+        taps = {}
+        for record in records:
+            links = record.made_links()
+            taps.setdefault(links.get("netns"), []).extend(links.get("taps") or [])
+        for netns, names in taps.items():
+            self._remove_links(netns, names)
+        for record in records:
+            shutil.rmtree(record.run.dir, ignore_errors=True)
 
     def exists(self, record):
         return bool(record.spec is not None or record.entry is not None or os.path.isdir(record.run.dir))

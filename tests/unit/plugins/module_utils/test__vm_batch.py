@@ -10,8 +10,8 @@ import pytest
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
-from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import each as _each
 from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import launch_waves
+from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import each as _each
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import VmRecord, launchable
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params
 from ansible_collections.qemu_init.qemu.tests.unit.plugins.vm_helpers import launch, manager, needs_qemu
