@@ -8,6 +8,7 @@ tested pure, on _Stopping's recorded facts."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import threading
@@ -16,8 +17,12 @@ import time
 import pytest
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
+from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import launched_otherwise
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, observer_socket, qmp_args
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpTimeout
+from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import StopTimeout, VmRecord, _Stopping
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params
 from ansible_collections.qemu_init.qemu.tests.unit.plugins.vm_helpers import gone, launch, manager, needs_qemu
 
 
@@ -225,3 +230,18 @@ def test_exit_tidies_only_files_that_are_still_the_exited_qemus(tmp_path):
     record.pid = 4242
     mgr._after_exit(record)
     assert not any(os.path.exists(p) for p in (run.pidfile, run.qmp, run.observe, run.launch_record))
+
+
+def test_a_vm_launched_without_the_observer_monitor_reports_restart_required(tmp_path):
+    """The launch argv changed (documented in the changelog): such a VM is restart_required until restarted."""
+    run = RunPaths(str(tmp_path / "run"), "web1")
+    os.makedirs(run.dir)
+    spec = from_params(dict(name="web1", os="debian"), check_files=False)
+    desired = build_argv(spec, "/usr/bin/qemu-system-x86_64", run, ports_info(30320, 0), "web1", "tcg")
+    at = desired.index(qmp_args(run)[3]) - 1  # the observer -qmp and its value
+    old = desired[:at] + desired[at + 2:]
+    assert observer_socket(run, old) == run.qmp and observer_socket(run, desired) == run.observe
+    for launched, required in ((old, True), (desired, False)):
+        with open(run.launch_record, "w") as handle:
+            json.dump(dict(argv=launched), handle)
+        assert launched_otherwise(run, desired) is required
