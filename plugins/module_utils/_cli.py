@@ -192,6 +192,8 @@ def _cmd(opts: argparse.Namespace) -> int:
 
 def _mon(opts: argparse.Namespace) -> int:
     """An interactive human monitor (HMP over QMP), with line editing and history when readline is there."""
+    from ansible_collections.qemu_init.qemu.plugins.module_utils._process import proc_cmdline
+    from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import observer_socket
     from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient
     record = _running_record(opts, opts.name)
     interactive = sys.stdin.isatty()
@@ -217,7 +219,8 @@ def _mon(opts: argparse.Namespace) -> int:
             continue
         if line in ("exit", "bye"):
             break
-        with QmpClient(record.run.qmp, timeout=5.0) as qmp:
+        # The observer monitor: the lifecycle one may be held by a stop in progress.
+        with QmpClient(observer_socket(record.run, proc_cmdline(record.pid)), timeout=5.0) as qmp:
             sys.stdout.write(qmp.hmp(line))
         sys.stdout.flush()
         if line.split()[0] in ("quit", "q"):

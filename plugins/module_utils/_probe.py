@@ -16,7 +16,7 @@ import os
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._process import is_live_qemu, proc_cmdline, read_pidfile
-from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, kvm_usable, resolve_accel
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, kvm_usable, observer_socket, resolve_accel
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpClosed, QmpConnectError, QmpTimeout
 
 QMP_TIMEOUT = 5.0
@@ -49,22 +49,26 @@ def probe(name, run):
     """(pid, running, QMP run status) of VM `name` with RunPaths `run`. Touches nothing.
 
     Running means: the pidfile names a live qemu-system process (not a zombie) whose command line carries
-    that very pidfile, and which answers QMP query-name with the VM's name. A pid alone proves nothing:
+    that very pidfile, and which answers QMP query-name (on its observer monitor) with the VM's name. A pid alone proves nothing:
     pidfiles outlive processes and pids are reused.
     """
     pid = read_pidfile(run.pidfile)
-    if not is_live_qemu(pid) or run.pidfile not in proc_cmdline(pid):
+    argv = proc_cmdline(pid) if pid else []
+    if not is_live_qemu(pid) or run.pidfile not in argv:
         return None, False, None
+    # The observer monitor: the lifecycle one may be held by a stop in progress (QEMU serves one client per
+    # monitor socket). A QEMU launched before it existed has only qmp.sock.
+    path = observer_socket(run, argv)
     try:
-        with QmpClient(run.qmp, timeout=QMP_TIMEOUT) as qmp:
+        with QmpClient(path, timeout=QMP_TIMEOUT) as qmp:
             answered = qmp.query_name()
             status = qmp.query_status().get("status")
     except (QmpConnectError, QmpClosed):
         return None, False, None  # exiting right now, or its socket is gone: not running as this VM
     except QmpTimeout as exc:
         # Never treat it as stopped: a second QEMU on the same pidfile and disks would follow.
-        raise QemuInitError("VM %s: QEMU pid %d does not answer QMP on %s (%s); is another QMP client connected?"
-                            % (name, pid, run.qmp, exc.msg))
+        raise QemuInitError("VM %s: QEMU pid %d does not answer QMP on %s (%s); is another QMP client connected to it, "
+                            "or is QEMU hung?" % (name, pid, path, exc.msg))
     if answered != name:
         return None, False, None
     return pid, True, status

@@ -8,6 +8,8 @@ from __future__ import annotations
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import cfg_path
 from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import Found, plan
+from ansible_collections.qemu_init.qemu.plugins.module_utils._process import proc_cmdline
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import observer_socket
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import QMP_TIMEOUT, StopTimeout, VmManager
@@ -56,12 +58,14 @@ def converge(module):
             except StopTimeout as exc:
                 for name, (method, seconds) in exc.results.items():
                     results[name].update(stop_method=method, stop_seconds=seconds, running=method is None)
-                    results[name]["changed"] = method is not None
+                    results[name]["changed"] = method not in (None, "joined")
                     if method is not None:
                         results[name]["pid"] = None
                 raise QemuInitError(exc.msg, vms=[_vm_result(results[r.name]) for r in records])
             for name, (method, seconds) in stopped.items():
                 results[name].update(stop_method=method, stop_seconds=seconds, running=False, pid=None)
+                if method == "joined" and state == "stopped":
+                    results[name]["changed"] = False  # another call stopped it; this one only waited for that
         if to_start:
             times = manager.start(to_start)
             for r in to_start:
@@ -126,7 +130,8 @@ def monitor(module):
         result["skipped"] = True
         result["msg"] = "not sent in check mode: the command may change the VM"
         return result
-    with QmpClient(record.run.qmp, timeout=QMP_TIMEOUT) as qmp:
+    # The observer monitor, held for this one command: the lifecycle one may be held by a stop in progress.
+    with QmpClient(observer_socket(record.run, proc_cmdline(record.pid)), timeout=QMP_TIMEOUT) as qmp:
         if params.get("command") is not None:
             output = qmp.hmp(params["command"])
             first = output.strip().splitlines()[0] if output.strip() else ""

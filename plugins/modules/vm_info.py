@@ -12,7 +12,8 @@ version_added: 0.1.0
 description:
   - Reports for one, several or all VMs whether they run (pidfile, process identity and QMP C(query-name)), their
     QMP run state, slot and ports, NICs with MACs and taps, serial log, cfg path and whether a restart is required.
-  - Changes nothing.
+  - Changes nothing. QMP is asked on the VM's observer socket (C(observe.sock)) for one exchange, so it works while
+    the VM is being stopped.
 author:
   - qemu_init.qemu maintainers (@qemu-init)
 extends_documentation_fragment:

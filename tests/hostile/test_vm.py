@@ -270,9 +270,9 @@ def _check_process(pid, name, params, configured):
     serial = params.get("serial_log") or os.path.join(RUN, name, "serial.log")
     assert os.path.realpath(serial) in opened, (serial, opened)
     assert stat.S_IMODE(os.stat(serial).st_mode) == 0o600, oct(os.stat(serial).st_mode)  # the console may show secrets
-    qmp = os.path.join(RUN, name, "qmp.sock")
-    assert stat.S_IMODE(os.stat(qmp).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(os.path.dirname(qmp)).st_mode) == 0o700
+    for sock in ("qmp.sock", "observe.sock"):  # lifecycle and observer monitors
+        assert stat.S_IMODE(os.stat(os.path.join(RUN, name, sock)).st_mode) == 0o600, sock
+    assert stat.S_IMODE(os.stat(os.path.join(RUN, name)).st_mode) == 0o700
     with open("/proc/%d/cmdline" % pid, "rb") as handle:
         argv = handle.read().split(b"\0")[:-1]
     if "kernel" in params:

@@ -158,6 +158,7 @@ def check_argv(spec, result):
     if n_user:
         assert argv[-n_user:] == spec.extra_args
     drives = [d.file for d in spec.disks] + list(spec.cdroms)
+    qmps = []
     for flag, value in zip(ours, ours[1:]):
         if flag not in OPTION_KEYS:
             continue
@@ -178,8 +179,10 @@ def check_argv(spec, result):
             path = parts[0].partition("=")[2]
             if path != drives.pop(0):
                 problems.append("-drive %r: file is %r" % (value, path))
-        if flag == "-qmp" and head != "unix:" + run.qmp:
-            problems.append("-qmp %r" % value)
+        if flag == "-qmp":
+            qmps.append(head)
+    if qmps != ["unix:" + run.qmp, "unix:" + run.observe]:  # the lifecycle and the observer monitor, nothing else
+        problems.append("-qmp %r" % qmps)
     serial = ours[ours.index("-serial") + 1]
     if serial != "file:" + (spec.serial_log or run.serial_log):
         problems.append("-serial %r" % serial)

@@ -15,6 +15,8 @@ dir, a helper of this script). Prints one JSON object.
   parallel --count N --log P -- ARGV  start N copies of ARGV at once (QI_RUN_INDEX=i), wait for all
   kill-qemu PIDFILE [--on-qmp-event SOCK EVENT] [--serial LOG]
                                    SIGKILL the qemu named by PIDFILE (now, or when EVENT arrives)
+  wait-qmp-event SOCK EVENT [--ready-file F]
+                                   connect to a QMP monitor (then write F) and wait for EVENT
   zombie PIDFILE [--wait-for PATH] -- ARGV
                                    a holder process runs ARGV (a qemu, not daemonized), SIGKILLs it
                                    once PIDFILE names it (and PATH exists) and never reaps it: a zombie qemu
@@ -314,6 +316,33 @@ def cmd_kill_qemu(args):
     return dict(pid=pid, killed=True, serial_at_kill=serial)
 
 
+def cmd_wait_qmp_event(args):
+    """Connect to a QMP monitor, say so in --ready-file, and wait for an event: a test starts this first, then
+    the action that should make QEMU emit the event, so that the event cannot be missed."""
+    marker = Marker(argparse.Namespace(file=None, regex=None, link=None, netns=None,
+                                       qmp_socket=args.socket, qmp_event=args.event))
+    t0 = time.monotonic()
+    deadline = t0 + args.timeout
+    while not marker.connect_qmp(args.socket):
+        if time.monotonic() > deadline:
+            return dict(seen=False, reason="cannot connect to %s" % args.socket)
+        time.sleep(0.05)
+    if args.ready_file:
+        with open(args.ready_file, "w") as handle:
+            handle.write("connected\n")
+    seen = False
+    try:
+        while time.monotonic() < deadline:
+            if marker.seen():
+                seen = True
+                break
+    except SystemExit as exc:  # the monitor closed: QEMU exited before the event
+        return dict(seen=False, reason=str(exc))
+    finally:
+        marker.qmp.close()
+    return dict(seen=seen, seconds=round(time.monotonic() - t0, 3))
+
+
 def _detach():
     """Fork; the parent returns the child's pid, the child becomes a session leader with no stdio."""
     read_end, write_end = os.pipe()
@@ -434,6 +463,11 @@ def main():
     p.add_argument("--ready-file", help="written once the QMP watcher is connected")
     p.add_argument("--serial")
     p.add_argument("--timeout", type=float, default=120.0)
+    p = sub.add_parser("wait-qmp-event")
+    p.add_argument("socket")
+    p.add_argument("event")
+    p.add_argument("--ready-file", help="written once connected to the monitor")
+    p.add_argument("--timeout", type=float, default=120.0)
     p = sub.add_parser("zombie")
     p.add_argument("pidfile")
     p.add_argument("--wait-for", action="append", default=[], metavar="PATH",
@@ -449,7 +483,7 @@ def main():
     args = parser.parse_args()
     handler = {"count": cmd_count, "qemu-under": cmd_qemu_under, "kill-qemu-under": cmd_kill_qemu_under,
                "kill-on-marker": cmd_kill_on_marker, "parallel": cmd_parallel,
-               "kill-qemu": cmd_kill_qemu, "zombie": cmd_zombie, "listen": cmd_listen,
+               "kill-qemu": cmd_kill_qemu, "wait-qmp-event": cmd_wait_qmp_event, "zombie": cmd_zombie, "listen": cmd_listen,
                "stop-helper": cmd_stop_helper, "fill": cmd_fill}[args.command]
     result = handler(args)
     if result is not None:
