@@ -26,6 +26,13 @@ APT_PACKAGES+=(
     debootstrap
     e2fsprogs
     openssh-client
+    # tools/build-debian-image.sh (GPT, ESP, UKI) and its smoke test (UEFI, TPM)
+    fdisk
+    dosfstools
+    mtools
+    binutils
+    ovmf
+    swtpm
 )
 if [[ -n "${QI_EXTRA_APT_PACKAGES:-}" ]]; then
     read -r -a _qi_extra <<<"$QI_EXTRA_APT_PACKAGES"
