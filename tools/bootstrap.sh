@@ -26,8 +26,11 @@ APT_PACKAGES+=(
     debootstrap
     e2fsprogs
     openssh-client
+    # tools/build-debian-image.sh (GPT, ESP, UKI) and its smoke test (UEFI, TPM)
+    fdisk
     dosfstools
     mtools
+    binutils
     ovmf
     swtpm
 )
