@@ -41,8 +41,8 @@ def converge(module):
                                  stop_seconds=None, start_seconds=None, restart_required=False)) for r in records)
 
     wants_restart_check = state in ("started", "present")
-    steps = plan(Found(r.name, state, r.running, wants_restart_check and manager.restart_required(r), manager.exists(r))
-                 for r in records).steps
+    steps = plan((Found(r.name, state, r.running, wants_restart_check and manager.restart_required(r), manager.exists(r))
+                  for r in records), params["restart_on_change"]).steps
     by_name = dict((r.name, r) for r in records)
     to_stop = [by_name[s.name] for s in steps if s.stop]
     to_start = [by_name[s.name] for s in steps if s.start]
