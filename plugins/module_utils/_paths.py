@@ -22,6 +22,7 @@ class RunPaths:
     """The run-time files of one VM: <run_dir>/<name>/..."""
 
     def __init__(self, run_dir, name):
+        self.name = name
         self.dir = os.path.join(run_dir, name)
         self.pidfile = os.path.join(self.dir, "qemu.pid")
         self.qmp = os.path.join(self.dir, "qmp.sock")

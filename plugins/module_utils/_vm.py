@@ -45,7 +45,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpClosed, QmpConnectError, QmpTimeout
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Registry, atomic_write, ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import check_vm_name
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import load_cfg_file
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import parse_cfg_text, read_cfg_text
 
 # A power-button press that arrives before the guest's ACPI handler is up is lost (measured with
 # the test guest), so the press is repeated until the guest goes down or the timeout ends.
@@ -88,7 +88,7 @@ class VmRecord:
         return (self.spec.serial_log if self.spec else None) or self.run.serial_log
 
     def made_links(self):
-        return read_json(os.path.join(self.run.dir, "links.json")) or {}
+        return read_json(os.path.join(self.run.dir, "links.json"), "record of the taps made", self.name) or {}
 
 
 def netdev_connected(info_network, index, backend):
@@ -188,10 +188,11 @@ class VmManager:
                 continue
             seen.add(name)
             path = cfg_path(self.config_dir, name)
-            spec, text = None, None
-            if os.path.exists(path):
+            spec = None
+            text = read_cfg_text(path, name)  # None when there is no file; anything unreadable raises, naming it
+            if text is not None:
                 try:
-                    cfg, spec = load_cfg_file(path)
+                    cfg, spec = parse_cfg_text(text, path)
                 except CfgError as exc:
                     raise QemuInitError("cannot read the cfg file of VM %s: %s; %s" % (name, exc.msg, DAMAGED_CFG_HINT))
                 text = cfg.render()
