@@ -64,6 +64,9 @@ def _problem(path, exc):
         return "it is a symbolic link to %s, which does not exist" % target
     if code == errno.EISDIR:
         return "it is a directory, not a file"
+    if code == errno.ENXIO:  # a unix socket, or a device with nothing behind it, cannot be opened at all
+        with contextlib.suppress(OSError):
+            return "it is %s, not a file" % _kind(os.stat(path).st_mode)
     if code in (errno.EACCES, errno.EPERM):
         return "permission denied (the module runs as uid %d)" % os.geteuid()
     if code == errno.ELOOP:
