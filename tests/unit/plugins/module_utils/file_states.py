@@ -63,5 +63,3 @@ STATES = [
     (_huge, "more than a cfg file can be"),
     (_not_utf8, "not UTF-8 text"),
 ]
-
-
