@@ -120,15 +120,18 @@ def read_bytes(path, what="file", vm=None, hint=None, limit=MAX_BYTES):
         os.close(fd)
 
 
-def read_text(path, what="file", vm=None, hint=None, limit=MAX_BYTES):
-    """The UTF-8 text of the regular file at path, or None when nothing is there (see read_bytes)."""
+def read_text(path, what="file", vm=None, hint=None, limit=MAX_BYTES, damaged_hint=None):
+    """The UTF-8 text of the regular file at path, or None when nothing is there (see read_bytes).
+
+    damaged_hint, when given, replaces hint for a file that is there but is not UTF-8 text (damaged, not misplaced).
+    """
     data = read_bytes(path, what, vm, hint, limit)
     if data is None:
         return None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _error(path, "not UTF-8 text (%s)" % exc, what, vm, hint)
+        raise _error(path, "not UTF-8 text (%s)" % exc, what, vm, damaged_hint or hint)
 
 
 def read_json(path, what="file", vm=None, hint=None):

@@ -17,7 +17,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CFG_FILE_HINT, CfgError, CfgFile, numbered
+from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CFG_FILE_HINT, DAMAGED_CFG_HINT, CfgError, CfgFile, numbered
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._files import FileReadError, read_text
 from ansible_collections.qemu_init.qemu.plugins.module_utils._mac import derive_mac, normalize_mac
@@ -823,7 +823,7 @@ def read_cfg_text(path, vm=None):
     """The text of the cfg file at path, or None when there is none; anything at path that is not a readable
     UTF-8 regular file is a CfgError naming the VM, the file and the recovery (_files.read_text)."""
     try:
-        return read_text(path, "cfg file", vm, hint=CFG_FILE_HINT)
+        return read_text(path, "cfg file", vm, hint=CFG_FILE_HINT, damaged_hint=DAMAGED_CFG_HINT)
     except FileReadError as exc:
         raise CfgError(exc.msg)
 

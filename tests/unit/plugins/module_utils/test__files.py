@@ -79,3 +79,15 @@ def test_every_file_is_read_through_the_one_reader():
             if not any(marker in call for marker in NOT_READS.get(fname, ())):
                 stray.append("%s:%d %s" % (fname, line, call[:80]))
     assert stray == []
+
+
+def test_a_file_that_is_there_but_not_text_gets_the_damaged_hint(tmp_path):
+    (tmp_path / "f").write_bytes(b"\xff\xfe")
+    with pytest.raises(FileReadError) as exc:
+        read_text(str(tmp_path / "f"), "cfg file", "web1", hint="misplaced", damaged_hint="damaged")
+    assert exc.value.msg.endswith("; damaged")
+    os.unlink(str(tmp_path / "f"))
+    os.mkdir(str(tmp_path / "f"))
+    with pytest.raises(FileReadError) as exc:
+        read_text(str(tmp_path / "f"), "cfg file", "web1", hint="misplaced", damaged_hint="damaged")
+    assert exc.value.msg.endswith("; misplaced")
