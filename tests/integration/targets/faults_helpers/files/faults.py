@@ -74,11 +74,19 @@ def live_qemus():
 
 
 def read_pid(path):
+    """The pid in a pidfile, or None; a FIFO or anything else that is not a regular file is never waited on."""
     try:
-        with open(path) as handle:
-            text = handle.read().strip()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        text = os.read(fd, 4096).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     return int(text) if text.isdigit() else None
 
 
