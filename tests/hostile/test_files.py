@@ -142,7 +142,7 @@ STATES = ["directory", "fifo", "dangling", "loop", "socket", "devnull", "eio", "
 PIDFILE_STATES = ["directory", "fifo", "dangling", "loop", "socket", "devnull", "eio", "huge"]
 
 
-@settings(max_examples=harness.examples(60))
+@settings(max_examples=harness.examples(200))
 @given(data=st.data(), key=st.sampled_from(sorted(FILES)))
 def test_file_states(vms, data, key):
     netns, pid, originals = vms
