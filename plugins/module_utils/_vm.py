@@ -23,7 +23,7 @@ import signal
 import time
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError
-from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand, plan_bridge, plan_tap
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import CFG_SUFFIX, RunPaths, cfg_path, vms_dir
 from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import listening_tcp_ports
@@ -174,7 +174,15 @@ class VmManager:
             files = []
         for fname in files:
             if fname.endswith(CFG_SUFFIX) and fname[:-len(CFG_SUFFIX)] not in names:
-                names.append(fname[:-len(CFG_SUFFIX)])
+                stem = fname[:-len(CFG_SUFFIX)]
+                try:
+                    check_vm_name(stem, "name")
+                except ParameterError as exc:
+                    # Not "name: ...": no name was given; a file in the directory is what is wrong.
+                    raise QemuInitError("%s: the file name does not give a VM name (%s); rename it to <NAME>-qemu.cfg after "
+                                        "the NAME it holds, or move it out of %s"
+                                        % (os.path.join(vms_dir(self.config_dir), fname), exc.problem, vms_dir(self.config_dir)))
+                names.append(stem)
         return names
 
     def load(self, names, need_cfg=True):

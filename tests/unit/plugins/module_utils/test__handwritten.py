@@ -44,7 +44,7 @@ def dirs(tmp_path):
     return dict(config_dir=str(tmp_path / "etc"), run_dir=str(tmp_path / "run")), cfg, str(disk)
 
 
-def run_vm_info(args):
+def run_vm_info(args, failed=False):
     def exit_json(self, **kwargs):
         raise Exit(kwargs, False)
 
@@ -55,7 +55,7 @@ def run_vm_info(args):
             mock.patch.object(basic.AnsibleModule, "fail_json", fail_json):
         with pytest.raises(Exit) as exc:
             vm_info.main()
-    assert not exc.value.failed, exc.value.result
+    assert exc.value.failed == failed, exc.value.result
     return exc.value.result
 
 
@@ -98,3 +98,16 @@ def test_vm_config_adopts_a_hand_written_vm_without_rewriting_it(dirs):
     info = run_vm_info(dict(d, name="oldbox"))["vms"][0]
     assert info["short_name"] == "oldbox" and info["slot"] == 0
     assert [n["tap"] for n in info["nics"]] == ["oldbox-n1", "oldbox-n2"]
+
+
+@pytest.mark.parametrize("fname", ["old box-qemu.cfg", "-qemu.cfg", ".oldbox-qemu.cfg"])
+def test_a_cfg_file_whose_name_gives_no_vm_name_is_named_not_the_name_parameter(dirs, fname):
+    # Before: vm_info without a name failed with "name: must be a non-empty string", naming a parameter nobody gave.
+    d, _cfg, _disk = dirs
+    path = "%s/vms/%s" % (d["config_dir"], fname)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write('NAME="old box"\n')
+    result = run_vm_info(d, failed=True)
+    assert result["msg"].startswith("%s: the file name does not give a VM name (" % path), result
+    assert not result["msg"].startswith("name:")
+    assert [vm["name"] for vm in run_vm_info(dict(d, name="oldbox"))["vms"]] == ["oldbox"]  # the others still answer
