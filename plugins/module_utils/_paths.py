@@ -28,6 +28,7 @@ class RunPaths:
     """
 
     def __init__(self, run_dir: str, name: str) -> None:
+        self.name = name
         self.dir = os.path.join(run_dir, name)
         self.pidfile = os.path.join(self.dir, "qemu.pid")
         self.qmp = os.path.join(self.dir, "qmp.sock")

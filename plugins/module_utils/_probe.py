@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
-import json
 import os
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._files import read_json as _read_json
 from ansible_collections.qemu_init.qemu.plugins.module_utils._process import is_live_qemu, proc_cmdline, read_pidfile
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, kvm_usable, observer_socket, resolve_accel
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpClosed, QmpConnectError, QmpTimeout
@@ -52,7 +52,7 @@ def probe(name, run):
     that very pidfile, and which answers QMP query-name (on its observer monitor) with the VM's name. A pid alone proves nothing:
     pidfiles outlive processes and pids are reused.
     """
-    pid = read_pidfile(run.pidfile)
+    pid = read_pidfile(run.pidfile, name)
     argv = proc_cmdline(pid) if pid else []
     if not is_live_qemu(pid) or run.pidfile not in argv:
         return None, False, None
@@ -74,15 +74,9 @@ def probe(name, run):
     return pid, True, status
 
 
-def read_json(path):
-    """The JSON document in path, or None when there is no such file."""
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise QemuInitError("reading %s failed: %s" % (path, exc))
+def read_json(path, what="run-time record", vm=None):
+    """The JSON document in path, or None when there is no such file (_files.read_json)."""
+    return _read_json(path, what, vm)
 
 
 def kvm_check_once():
@@ -108,7 +102,7 @@ def launched_otherwise(run, desired):
     argv[0] is left out: the same qemu found at another path is not a reason to restart. A VM without a launch
     record (started by hand, or by an older release) is never reported.
     """
-    launched = (read_json(run.launch_record) or {}).get("argv")
+    launched = (read_json(run.launch_record, "launch record", run.name) or {}).get("argv")
     if not launched:
         return False
     return launched[1:] != (desired() if callable(desired) else desired)[1:]

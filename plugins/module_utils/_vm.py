@@ -23,7 +23,7 @@ import signal
 import time
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError
-from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand, plan_bridge, plan_tap
 from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import Launchable, launch_waves
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import CFG_SUFFIX, RunPaths, cfg_path, vms_dir
@@ -48,7 +48,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import observ
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpClosed, QmpConnectError, QmpTimeout
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Registry, atomic_write, ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import check_vm_name
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import load_cfg_file
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import parse_cfg_text, read_cfg_text
 
 # A power-button press that arrives before the guest's ACPI handler is up is lost (measured with
 # the test guest), so the press is repeated until the guest goes down or the timeout ends.
@@ -94,7 +94,7 @@ class VmRecord:
         return (self.spec.serial_log if self.spec else None) or self.run.serial_log
 
     def made_links(self):
-        return read_json(os.path.join(self.run.dir, "links.json")) or {}
+        return read_json(os.path.join(self.run.dir, "links.json"), "record of the taps made", self.name) or {}
 
 
 def netdev_connected(info_network, index, backend):
@@ -176,7 +176,15 @@ class VmManager:
             files = []
         for fname in files:
             if fname.endswith(CFG_SUFFIX) and fname[:-len(CFG_SUFFIX)] not in names:
-                names.append(fname[:-len(CFG_SUFFIX)])
+                stem = fname[:-len(CFG_SUFFIX)]
+                try:
+                    check_vm_name(stem, "name")
+                except ParameterError as exc:
+                    # Not "name: ...": no name was given; a file in the directory is what is wrong.
+                    raise QemuInitError("%s: the file name does not give a VM name (%s); rename it to <NAME>-qemu.cfg after "
+                                        "the NAME it holds, or move it out of %s"
+                                        % (os.path.join(vms_dir(self.config_dir), fname), exc.problem, vms_dir(self.config_dir)))
+                names.append(stem)
         return names
 
     def load(self, names, need_cfg=True):
@@ -190,10 +198,11 @@ class VmManager:
                 continue
             seen.add(name)
             path = cfg_path(self.config_dir, name)
-            spec, text = None, None
-            if os.path.exists(path):
+            spec = None
+            text = read_cfg_text(path, name)  # None when there is no file; anything unreadable raises, naming it
+            if text is not None:
                 try:
-                    cfg, spec = load_cfg_file(path)
+                    cfg, spec = parse_cfg_text(text, path)
                 except CfgError as exc:
                     raise QemuInitError("cannot read the cfg file of VM %s: %s; %s" % (name, exc.msg, DAMAGED_CFG_HINT))
                 text = cfg.render()

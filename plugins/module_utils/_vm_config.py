@@ -24,7 +24,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._process import is_
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu_help import QemuDevices
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Registry, atomic_write, ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import check_short_name, check_vm_name
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params, parse_cfg_text
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params, parse_cfg_text, read_cfg_text
 
 SPEC_PARAMS = (
     "name", "os", "memory", "cpus", "machine", "accel", "disks", "cdroms", "kernel", "initrd", "append", "nics",
@@ -32,19 +32,15 @@ SPEC_PARAMS = (
 )
 
 
-def _read_text(path):
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-    except UnicodeDecodeError as exc:
-        raise CfgError("%s: not UTF-8 text (%s); %s" % (path, exc, DAMAGED_CFG_HINT))
-    except OSError as exc:
-        raise QemuInitError("reading %s failed: %s" % (path, exc))
+def _read_text(path, name):
+    """VM name's cfg file text, or None when it has none (_vmspec.read_cfg_text)."""
+    return read_cfg_text(path, name)
 
 
 def describe_nics(spec, short_name):
+    """The NICs of spec as the modules report them. A VM not registered yet (a hand-written cfg file) has no short
+    name: its MACs are known (the rule needs only NAME, OS and the NIC number), a tap NIC's tap only when the file
+    names it (NICx_TAP), else null until a start or vm_config registers the VM."""
     return [
         dict(
             index=i,
@@ -53,7 +49,7 @@ def describe_nics(spec, short_name):
             backend=nic.backend,
             mac=spec.nic_mac(i),
             mac_source="explicit" if nic.mac else "derived",
-            tap=spec.nic_tap(i, short_name),
+            tap=spec.nic_tap(i, short_name) if short_name or nic.tap else None,
             bridge=spec.nic_bridge(i),
             # The backend's own settings; null (hostfwd: []) where the backend has none.
             listen=nic.listen,
@@ -290,7 +286,7 @@ class VmConfig:
         again on what it reads under the lock."""
         path = cfg_path(self.config_dir, spec.name)
         try:
-            before = _read_text(path)
+            before = _read_text(path, spec.name)
             return before is None or spec.render_onto(CfgFile.parse(before, path)) != before
         except QemuInitError:
             return True  # a damaged file is reported when it is planned
@@ -343,7 +339,7 @@ class VmConfig:
         else:
             entry_now = reg.get(spec.name)
         path = cfg_path(self.config_dir, spec.name)
-        before = _read_text(path)
+        before = _read_text(path, spec.name)
         try:
             existing = CfgFile.parse(before, path) if before is not None else None  # a damaged file stops us here
         except CfgError as exc:
@@ -378,8 +374,8 @@ class VmConfig:
         entry = reg.resolve(params["name"])
         name = entry.name if entry else params["name"]
         path = cfg_path(self.config_dir, name)
-        before = _read_text(path)
-        pid = read_pidfile(RunPaths(self.run_dir, name).pidfile)
+        before = _read_text(path, name)
+        pid = read_pidfile(RunPaths(self.run_dir, name).pidfile, name)
         if not running_ok and (before is not None or entry) and is_live_qemu(pid):
             raise ParameterError("state", "VM %s is running (pid %d); stop and remove it with qemu_init.qemu.vm state=absent" % (name, pid))
         if entry is not None:

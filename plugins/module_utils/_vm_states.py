@@ -100,7 +100,7 @@ def info(module):
                     cfg_path=cfg_path(manager.config_dir, r.name) if r.spec else None, serial_log=r.serial_log,
                     netns=r.spec.netns if r.spec else None,
                     vnc=r.spec.vnc if r.spec else None, monitor_tcp=r.spec.monitor_tcp if r.spec else None,
-                    nics=describe_nics(r.spec, r.short_name) if r.spec and r.short_name else [],
+                    nics=describe_nics(r.spec, r.short_name) if r.spec else [],
                     restart_required=manager.restart_required(r))
         if r.entry:
             item.update(ports_info(base, r.entry.slot))

@@ -17,8 +17,9 @@ import shlex
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CfgError, CfgFile, numbered
+from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CFG_FILE_HINT, DAMAGED_CFG_HINT, CfgError, CfgFile, numbered
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._files import FileReadError, read_text
 from ansible_collections.qemu_init.qemu.plugins.module_utils._mac import derive_mac, normalize_mac
 from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import (
     check_absolute_path,
@@ -824,11 +825,18 @@ def legacy_net_message(args):
             "a hubs: [{id: N, bridge: BRIDGE}] uplink)" % ((": " + "; ".join(modern)) if modern else ""))
 
 
-def load_cfg_file(path, check_files=False):
-    """Read and parse a cfg file from disk: (CfgFile, VmSpec)."""
+def read_cfg_text(path, vm=None):
+    """The text of the cfg file at path, or None when there is none; anything at path that is not a readable
+    UTF-8 regular file is a CfgError naming the VM, the file and the recovery (_files.read_text)."""
     try:
-        with open(path, "r", encoding="utf-8") as handle:
-            text = handle.read()
-    except UnicodeDecodeError as exc:
-        raise CfgError("%s: not UTF-8 text: %s" % (path, exc))
+        return read_text(path, "cfg file", vm, hint=CFG_FILE_HINT, damaged_hint=DAMAGED_CFG_HINT)
+    except FileReadError as exc:
+        raise CfgError(exc.msg)
+
+
+def load_cfg_file(path, check_files=False, vm=None):
+    """Read and parse a cfg file from disk: (CfgFile, VmSpec). A missing file is a CfgError too."""
+    text = read_cfg_text(path, vm)
+    if text is None:
+        raise CfgError("%s: no such cfg file" % path)
     return parse_cfg_text(text, path, check_files)

@@ -108,7 +108,11 @@ vms:
       sample: false
       version_added: 0.1.0
     nics:
-      description: NICs as in M(qemu_init.qemu.vm_config)'s RV(qemu_init.qemu.vm_config#module:nics).
+      description:
+        - NICs as in M(qemu_init.qemu.vm_config)'s RV(qemu_init.qemu.vm_config#module:nics).
+        - Also for a VM whose cfg file was written by hand and is not registered yet, with the MACs the rule gives.
+          Its tap NICs then report C(tap) as C(null) unless the cfg file names the tap, because the default tap
+          name comes from the short name, which the registration decides.
       type: list
       elements: dict
       sample: [{"index": 1, "netdev": "net0", "model": "e1000", "backend": "tap", "mac": "DE:AD:BE:EF:CF:CE",
