@@ -94,10 +94,10 @@ def read_bytes(path, what="file", vm=None, hint=None, limit=MAX_BYTES):
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError as exc:
         if os.path.islink(path):
-            raise _error(path, _problem(path, exc), what, vm, hint)
+            raise _error(path, _problem(path, exc), what, vm, hint) from exc
         return None
     except OSError as exc:
-        raise _error(path, _problem(path, exc), what, vm, hint)
+        raise _error(path, _problem(path, exc), what, vm, hint) from exc
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -115,7 +115,7 @@ def read_bytes(path, what="file", vm=None, hint=None, limit=MAX_BYTES):
             chunks.append(chunk)
         return b"".join(chunks)
     except OSError as exc:
-        raise _error(path, _problem(path, exc), what, vm, hint)
+        raise _error(path, _problem(path, exc), what, vm, hint) from exc
     finally:
         os.close(fd)
 
@@ -131,7 +131,7 @@ def read_text(path, what="file", vm=None, hint=None, limit=MAX_BYTES, damaged_hi
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _error(path, "not UTF-8 text (%s)" % exc, what, vm, damaged_hint or hint)
+        raise _error(path, "not UTF-8 text (%s)" % exc, what, vm, damaged_hint or hint) from exc
 
 
 def read_json(path, what="file", vm=None, hint=None):
@@ -142,7 +142,7 @@ def read_json(path, what="file", vm=None, hint=None):
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise _error(path, "not JSON (%s)" % exc, what, vm, hint)
+        raise _error(path, "not JSON (%s)" % exc, what, vm, hint) from exc
 
 
 def atomic_write(path, text, mode=0o644):
@@ -154,7 +154,7 @@ def atomic_write(path, text, mode=0o644):
     try:
         fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
     except OSError as exc:
-        raise QemuInitError("writing %s failed: %s" % (path, exc.strerror or exc))
+        raise QemuInitError("writing %s failed: %s" % (path, exc.strerror or exc)) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -166,7 +166,7 @@ def atomic_write(path, text, mode=0o644):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise QemuInitError("writing %s failed: %s" % (path, exc.strerror or exc))
+            raise QemuInitError("writing %s failed: %s" % (path, exc.strerror or exc)) from exc
         raise
     with contextlib.suppress(OSError):
         dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)

@@ -106,4 +106,4 @@ def select(machine: str | None, secure_boot: bool, dirs: t.Sequence[str] | None 
 
 
 def is_q35(machine: str | None) -> bool:
-    return bool(machine) and (machine == "q35" or machine.startswith("pc-q35-"))
+    return machine is not None and (machine == "q35" or machine.startswith("pc-q35-"))

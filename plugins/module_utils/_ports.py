@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import typing as t
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 
@@ -19,9 +20,9 @@ _TABLES = ("tcp", "tcp6")
 NETNS_RUN_DIR = "/var/run/netns"
 
 
-def parse_tcp_tables(text):
+def parse_tcp_tables(text: str | None) -> set[int]:
     """Local ports in LISTEN state in /proc/net/tcp or tcp6 text (several tables one after the other too)."""
-    ports = set()
+    ports: set[int] = set()
     for line in (text or "").splitlines():
         fields = line.split()
         # fields: sl local_address rem_address st ...; a header line has "st" where the state goes.
@@ -51,20 +52,20 @@ class ListeningPorts:
     One instance per module call: a batch of new VMs in one namespace costs one read.
     """
 
-    def __init__(self, module, proc_net="/proc/net", netns_dir=NETNS_RUN_DIR):
+    def __init__(self, module: t.Any, proc_net: str = "/proc/net", netns_dir: str = NETNS_RUN_DIR) -> None:
         self.module = module
         self.proc_net = proc_net
         self.netns_dir = netns_dir
-        self._seen = {}
+        self._seen: dict[str | None, frozenset[int]] = {}
 
-    def get(self, netns=None):
+    def get(self, netns: str | None = None) -> frozenset[int]:
         """frozenset of the ports listened on in netns (None or '': the module's own namespace)."""
         netns = netns or None
         if netns not in self._seen:
             self._seen[netns] = frozenset(self._read(netns))
         return self._seen[netns]
 
-    def _read(self, netns):
+    def _read(self, netns: str | None) -> set[int]:
         if netns is None:
             return listening_tcp_ports(self.proc_net)
         if not os.path.exists(os.path.join(self.netns_dir, netns)):

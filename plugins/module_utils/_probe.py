@@ -38,10 +38,10 @@ def each(action, items, limit):
         futures = [pool.submit(action, item) for item in items]
     outcomes = []
     for item, future in zip(items, futures):
-        exc = future.exception()
-        if exc is not None and not isinstance(exc, QemuInitError):
-            raise exc
-        outcomes.append((item, None if exc else future.result(), exc))
+        error = future.exception()
+        if error is not None and not isinstance(error, QemuInitError):
+            raise error
+        outcomes.append((item, None if error else future.result(), error))
     return outcomes
 
 
@@ -68,7 +68,7 @@ def probe(name, run):
     except QmpTimeout as exc:
         # Never treat it as stopped: a second QEMU on the same pidfile and disks would follow.
         raise QemuInitError("VM %s: QEMU pid %d does not answer QMP on %s (%s); is another QMP client connected to it, "
-                            "or is QEMU hung?" % (name, pid, path, exc.msg))
+                            "or is QEMU hung?" % (name, pid, path, exc.msg)) from exc
     if answered != name:
         return None, False, None
     return pid, True, status

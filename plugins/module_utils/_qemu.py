@@ -108,16 +108,16 @@ def _address(prefix: str, value: str) -> str:
     return "%s.type=inet,%s.host=%s,%s.port=%s" % (prefix, prefix, esc(host), prefix, port)
 
 
-def _qmp_unix(path):
+def _qmp_unix(path: str) -> str:
     return "unix:%s,server=on,wait=off" % esc(path)
 
 
-def qmp_args(run_paths):
+def qmp_args(run_paths: RunPaths) -> list[str]:
     """The -qmp options: the lifecycle monitor (qmp.sock), then the observer monitor (observe.sock)."""
     return ["-qmp", _qmp_unix(run_paths.qmp), "-qmp", _qmp_unix(run_paths.observe)]
 
 
-def observer_socket(run_paths, argv):
+def observer_socket(run_paths: RunPaths, argv: t.Sequence[str]) -> str:
     """The socket observers use for a QEMU running with `argv` (its /proc cmdline): observe.sock, or qmp.sock
     for a QEMU launched before the observer monitor existed (its argv has no such -qmp)."""
     return run_paths.observe if _qmp_unix(run_paths.observe) in argv else run_paths.qmp

@@ -25,6 +25,7 @@ import typing as t
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CfgError, CfgFile
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
+
 # atomic_write lives in _files, next to the reader; the modules that save the registry also take it from here.
 from ansible_collections.qemu_init.qemu.plugins.module_utils._files import FileReadError, atomic_write, read_text
 from ansible_collections.qemu_init.qemu.plugins.module_utils._mac import normalize_mac

@@ -25,15 +25,9 @@ import time
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand, plan_bridge, plan_tap
-from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import Launchable, launch_waves
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import CFG_SUFFIX, RunPaths, cfg_path, vms_dir
+from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import Launchable, launch_waves
 from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import ListeningPorts
-from ansible_collections.qemu_init.qemu.plugins.module_utils._process import (
-    is_live_qemu,
-    proc_cmdline,
-    proc_state,
-    read_pidfile,
-)
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
     PROBE_PARALLEL,
     QMP_TIMEOUT,
@@ -43,6 +37,12 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
     probe,
     read_json,
     restart_required,
+)
+from ansible_collections.qemu_init.qemu.plugins.module_utils._process import (
+    is_live_qemu,
+    proc_cmdline,
+    proc_state,
+    read_pidfile,
 )
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import observer_socket
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpClosed, QmpConnectError, QmpTimeout
@@ -183,7 +183,7 @@ class VmManager:
                     # Not "name: ...": no name was given; a file in the directory is what is wrong.
                     raise QemuInitError("%s: the file name does not give a VM name (%s); rename it to <NAME>-qemu.cfg after "
                                         "the NAME it holds, or move it out of %s"
-                                        % (os.path.join(vms_dir(self.config_dir), fname), exc.problem, vms_dir(self.config_dir)))
+                                        % (os.path.join(vms_dir(self.config_dir), fname), exc.problem, vms_dir(self.config_dir))) from exc
                 names.append(stem)
         return names
 
@@ -204,7 +204,7 @@ class VmManager:
                 try:
                     cfg, spec = parse_cfg_text(text, path)
                 except CfgError as exc:
-                    raise QemuInitError("cannot read the cfg file of VM %s: %s; %s" % (name, exc.msg, DAMAGED_CFG_HINT))
+                    raise QemuInitError("cannot read the cfg file of VM %s: %s; %s" % (name, exc.msg, DAMAGED_CFG_HINT)) from exc
                 text = cfg.render()
                 if spec.name != name:
                     raise QemuInitError("%s: NAME is %r but the file belongs to VM %r; fix NAME or rename the file" % (path, spec.name, name))
@@ -212,9 +212,9 @@ class VmManager:
                 raise QemuInitError("VM %s has no cfg file (%s); create it with qemu_init.qemu.vm_config" % (name, path))
             records.append(VmRecord(name, entry, spec, text, RunPaths(self.run_dir, name)))
         # A probe mostly waits for its QEMU's QMP answers: many VMs are probed side by side.
-        for _record, _result, exc in each(self.probe, records, PROBE_PARALLEL):
-            if exc is not None:
-                raise exc
+        for _record, _result, error in each(self.probe, records, PROBE_PARALLEL):
+            if error is not None:
+                raise error
         return records
 
     def probe(self, record):
@@ -264,7 +264,7 @@ class VmManager:
             # O_CLOEXEC: a QEMU launched while we hold it must not inherit (and keep) the lock.
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            raise QemuInitError("cannot open the start lock %s: %s" % (path, exc.strerror))
+            raise QemuInitError("cannot open the start lock %s: %s" % (path, exc.strerror)) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -335,8 +335,8 @@ class VmManager:
         Returns {vm name: [links created for it]} so that a failed launch or `absent` removes
         exactly what we made, never a tap or bridge the operator made.
         """
-        made = {}
-        by_netns = {}
+        made: dict[str, list[str]] = {}
+        by_netns: dict[str | None, list[VmRecord]] = {}
         for record in records:
             by_netns.setdefault(record.spec.netns, []).append(record)
         for netns, group in by_netns.items():
@@ -391,7 +391,7 @@ class VmManager:
                         "VM %s nics[%d] (mcast %s): %s has no route to the multicast group %s, so QEMU could not join "
                         "it ('No such device'); set nics[%d].localaddr (127.0.0.1 for a bus between VMs on this host) "
                         "or add a multicast route (ip route add 224.0.0.0/4 dev IFACE)"
-                        % (record.name, i - 1, nic.mcast, where, group, i - 1))
+                        % (record.name, i - 1, nic.mcast, where, group, i - 1)) from None
 
     def _remove_links(self, netns, taps):
         if not taps:
@@ -568,7 +568,7 @@ class VmManager:
 
     def remove_runtime(self, records):
         """Remove the taps the collection made for stopped VMs and their run dirs (not cfg files, not the registry)."""
-        taps = {}
+        taps: dict[str | None, list[str]] = {}
         for record in records:
             links = record.made_links()
             taps.setdefault(links.get("netns"), []).extend(links.get("taps") or [])
@@ -653,7 +653,7 @@ class _Stopping:
             except FileNotFoundError:
                 return False  # the run dir is gone: another call stopped and removed the VM
             except OSError as exc:
-                raise QemuInitError("VM %s: cannot open the stop lock %s: %s" % (self.record.name, self.record.run.stop_lock, exc.strerror))
+                raise QemuInitError("VM %s: cannot open the stop lock %s: %s" % (self.record.name, self.record.run.stop_lock, exc.strerror)) from exc
         try:
             fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -741,6 +741,8 @@ class _Stopping:
             self._take_events()
 
     def _take_events(self):
+        if self.qmp is None:
+            return
         for event in self.qmp.read_available():
             if event.get("event") == "SHUTDOWN" and self.shutdown is None:
                 self.shutdown = event.get("data") or {}

@@ -96,9 +96,9 @@ def _item_errors(prefix, label):
     try:
         yield
     except ParameterError as exc:
-        raise ParameterError(prefix + exc.param, exc.problem)
+        raise ParameterError(prefix + exc.param, exc.problem) from exc
     except QemuInitError as exc:
-        raise QemuInitError("%s (%s): %s" % (prefix.rstrip("."), label, exc.msg), **exc.details)
+        raise QemuInitError("%s (%s): %s" % (prefix.rstrip("."), label, exc.msg), **exc.details) from exc
 
 
 class _Change:
@@ -298,7 +298,7 @@ class VmConfig:
         if self._devices is None:
             binary = self.module.get_bin_path(self.params["qemu_binary"], required=False)
             self._devices = QemuDevices(self.module, binary) if binary else False
-        if self._devices:
+        if isinstance(self._devices, QemuDevices):
             self._devices.check_nic_models(spec, lambda i: "nics[%d].model" % (i - 1))
 
     def _with_registry(self, action):
@@ -317,7 +317,7 @@ class VmConfig:
         # The ports listened on in each VM's network namespace: read once per namespace, and only when a new VM needs a slot.
         listening = ListeningPorts(self.module)
         changes = []
-        seen = {}
+        seen: dict[str, str] = {}
         for prefix, params, spec in prepared:
             with _item_errors(prefix, params["name"]):
                 if spec is None:
@@ -343,7 +343,7 @@ class VmConfig:
         try:
             existing = CfgFile.parse(before, path) if before is not None else None  # a damaged file stops us here
         except CfgError as exc:
-            raise CfgError("%s; %s" % (exc.msg, DAMAGED_CFG_HINT))
+            raise CfgError("%s; %s" % (exc.msg, DAMAGED_CFG_HINT)) from exc
         after = spec.render_onto(existing)
         if after != before and spec.name not in self._models_checked:
             self._check_nic_models(spec)  # the file changed since _cfg_would_change looked, or `name` was a short name
@@ -387,7 +387,7 @@ class VmConfig:
             try:
                 os.makedirs(vms_dir(self.config_dir), mode=0o755, exist_ok=True)
             except OSError as exc:
-                raise QemuInitError("creating %s failed: %s" % (vms_dir(self.config_dir), exc.strerror or exc))
+                raise QemuInitError("creating %s failed: %s" % (vms_dir(self.config_dir), exc.strerror or exc)) from exc
         done = []
         try:
             for change in changes:
@@ -408,5 +408,5 @@ class VmConfig:
                     not_restored.append(change.path)
             what = "cfg file%s of %s" % ("s" if len(done) > 1 else "", ", ".join(c.name for c in done))
             if not_restored:
-                raise QemuInitError("%s; restoring the %s failed for %s" % (exc.msg, what, ", ".join(not_restored)), **exc.details)
-            raise QemuInitError("%s; the %s restored, nothing changed" % (exc.msg, what), **exc.details)
+                raise QemuInitError("%s; restoring the %s failed for %s" % (exc.msg, what, ", ".join(not_restored)), **exc.details) from exc
+            raise QemuInitError("%s; the %s restored, nothing changed" % (exc.msg, what), **exc.details) from exc

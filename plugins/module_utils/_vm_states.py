@@ -61,7 +61,7 @@ def converge(module):
                     results[name]["changed"] = method not in (None, "joined")
                     if method is not None:
                         results[name]["pid"] = None
-                raise QemuInitError(exc.msg, vms=[_vm_result(results[r.name]) for r in records])
+                raise QemuInitError(exc.msg, vms=[_vm_result(results[r.name]) for r in records]) from exc
             for name, (method, seconds) in stopped.items():
                 results[name].update(stop_method=method, stop_seconds=seconds, running=False, pid=None)
                 if method == "joined" and state == "stopped":
@@ -143,5 +143,5 @@ def monitor(module):
             try:
                 result["return"] = qmp.command(params["qmp"], params.get("arguments") or None)
             except QmpError as exc:
-                raise QemuInitError("QMP command %s failed on VM %s: %s: %s" % (params["qmp"], record.name, exc.error_class, exc.desc))
+                raise QemuInitError("QMP command %s failed on VM %s: %s: %s" % (params["qmp"], record.name, exc.error_class, exc.desc)) from exc
     return result

@@ -20,12 +20,8 @@ import socket
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ansible_collections.qemu_init.qemu.plugins.modules import monitor as monitor_module
-from ansible_collections.qemu_init.qemu.plugins.modules import vm as vm_module
-from ansible_collections.qemu_init.qemu.plugins.modules import vm_config
-from ansible_collections.qemu_init.qemu.plugins.modules import vm_info
-from ansible_collections.qemu_init.qemu.tests.hostile import harness
-from ansible_collections.qemu_init.qemu.tests.hostile import strategies as hs
+from ansible_collections.qemu_init.qemu.plugins.modules import monitor as monitor_module, vm as vm_module, vm_config, vm_info
+from ansible_collections.qemu_init.qemu.tests.hostile import harness, strategies as hs
 
 QEMU = shutil.which("qemu-system-x86_64")
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace"),

@@ -17,16 +17,14 @@ import os
 import shutil
 import subprocess
 
-from hypothesis import given, strategies as st
-from hypothesis import settings
+from hypothesis import given, settings, strategies as st
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import load_cfg_file
 from ansible_collections.qemu_init.qemu.plugins.modules import vm_config
-from ansible_collections.qemu_init.qemu.tests.hostile import harness
-from ansible_collections.qemu_init.qemu.tests.hostile import strategies as hs
+from ansible_collections.qemu_init.qemu.tests.hostile import harness, strategies as hs
 
 CONFIG = os.path.join(hs.SANDBOX, "cfg")
 RUN = os.path.join(hs.SANDBOX, "run")

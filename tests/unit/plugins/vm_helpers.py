@@ -87,7 +87,6 @@ def run_main(plugin, args, check_mode, diff, qemu, device_help):
             mock.patch.object(basic.AnsibleModule, "run_command", fake_run_command), \
             mock.patch.object(basic.AnsibleModule, "exit_json", exit_json), \
             mock.patch.object(basic.AnsibleModule, "fail_json", fail_json), \
-            mock.patch.object(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False, opt_dirs=None: qemu):
-        with pytest.raises(Exit) as exc:
-            plugin.main()
+            mock.patch.object(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False, opt_dirs=None: qemu), pytest.raises(Exit) as exc:
+        plugin.main()
     return exc.value.result, exc.value.failed, calls

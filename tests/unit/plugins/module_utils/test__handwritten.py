@@ -52,9 +52,8 @@ def run_vm_info(args, failed=False):
         raise Exit(dict(kwargs, msg=msg), True)
 
     with patch_module_args(args), mock.patch.object(basic.AnsibleModule, "exit_json", exit_json), \
-            mock.patch.object(basic.AnsibleModule, "fail_json", fail_json):
-        with pytest.raises(Exit) as exc:
-            vm_info.main()
+            mock.patch.object(basic.AnsibleModule, "fail_json", fail_json), pytest.raises(Exit) as exc:
+        vm_info.main()
     assert exc.value.failed == failed, exc.value.result
     return exc.value.result
 

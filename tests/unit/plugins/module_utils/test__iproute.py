@@ -23,7 +23,6 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import (
     resolve_group,
     resolve_user,
 )
-
 from ansible_collections.qemu_init.qemu.tests.unit.plugins.ip_fakes import IP, FakeRun, fixture
 
 

@@ -11,7 +11,6 @@ import pytest
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import ListeningPorts, listening_tcp_ports, parse_tcp_tables
-
 from ansible_collections.qemu_init.qemu.tests.unit.plugins.ip_fakes import FakeRun
 
 # As the kernel prints them (trailing columns shortened): 127.0.0.1:30321 and 0.0.0.0:5900 listen,
