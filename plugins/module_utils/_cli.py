@@ -85,13 +85,13 @@ def _module(opts: argparse.Namespace, **params: t.Any) -> HostModule:
 
 # --- selecting VMs ----------------------------------------------------------------------------
 def _all_names(opts: argparse.Namespace) -> list[str]:
-    from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import VmManager
-    return VmManager(_module(opts)).all_names()
+    from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import VmInventory
+    return VmInventory(_module(opts)).all_names()
 
 
 def _autostart_names(opts: argparse.Namespace) -> list[str]:
-    from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import VmManager
-    manager = VmManager(_module(opts))
+    from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import VmInventory
+    manager = VmInventory(_module(opts))
     records = manager.load(manager.all_names(), need_cfg=False)
     return [r.name for r in records if r.spec is not None and r.spec.autostart]
 
@@ -136,7 +136,7 @@ def _lifecycle_line(vm: dict[str, t.Any], state: str) -> str:
 
 
 def _info(opts: argparse.Namespace, names: list[str] | None) -> list[dict[str, t.Any]]:
-    from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_states import info
+    from ansible_collections.qemu_init.qemu.plugins.module_utils._observe import info
     return info(_module(opts, name=names or None))["vms"]
 
 
@@ -175,15 +175,15 @@ def _list(opts: argparse.Namespace) -> int:
 
 
 def _running_record(opts: argparse.Namespace, name: str):
-    from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import VmManager
-    record = VmManager(_module(opts)).load([name], need_cfg=False)[0]
+    from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import VmInventory
+    record = VmInventory(_module(opts)).load([name], need_cfg=False)[0]
     if not record.running:
         raise _NotRunning("VM %s is not running" % record.name)
     return record
 
 
 def _cmd(opts: argparse.Namespace) -> int:
-    from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_states import monitor
+    from ansible_collections.qemu_init.qemu.plugins.module_utils._observe import monitor
     _running_record(opts, opts.name)
     result = monitor(_module(opts, name=opts.name, command=" ".join(opts.words), qmp=None, arguments=None))
     sys.stdout.write(result.get("output", ""))

@@ -19,9 +19,10 @@ import copy
 from typing import Any
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import vm_exists
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
 from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import STATES, Found, plan, unlisted
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import StopTimeout, VmManager, vm_exists
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import StopTimeout, VmManager
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_config import VmConfig, validate_items
 
 # Per VM, what the lifecycle adds to vm_config's result (the vm module's keys).

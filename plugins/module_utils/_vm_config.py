@@ -24,7 +24,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._process import is_
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu_help import QemuDevices
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Registry, atomic_write, ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import check_short_name, check_vm_name
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params, parse_cfg_text, read_cfg_text
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import describe_nics, from_params, parse_cfg_text, read_cfg_text
 
 SPEC_PARAMS = (
     "name", "os", "memory", "cpus", "machine", "accel", "disks", "cdroms", "kernel", "initrd", "append", "nics",
@@ -35,33 +35,6 @@ SPEC_PARAMS = (
 def _read_text(path, name):
     """VM name's cfg file text, or None when it has none (_vmspec.read_cfg_text)."""
     return read_cfg_text(path, name)
-
-
-def describe_nics(spec, short_name):
-    """The NICs of spec as the modules report them. A VM not registered yet (a hand-written cfg file) has no short
-    name: its MACs are known (the rule needs only NAME, OS and the NIC number), a tap NIC's tap only when the file
-    names it (NICx_TAP), else null until a start or vm_config registers the VM."""
-    return [
-        dict(
-            index=i,
-            netdev="net%d" % (i - 1),
-            model=nic.model,
-            backend=nic.backend,
-            mac=spec.nic_mac(i),
-            mac_source="explicit" if nic.mac else "derived",
-            tap=spec.nic_tap(i, short_name) if short_name or nic.tap else None,
-            bridge=spec.nic_bridge(i),
-            # The backend's own settings; null (hostfwd: []) where the backend has none.
-            listen=nic.listen,
-            connect=nic.connect,
-            mcast=nic.mcast,
-            localaddr=nic.localaddr,
-            hub=nic.hub,
-            hostfwd=list(nic.hostfwd),
-            restrict=nic.restrict if nic.backend == "user" else None,
-        )
-        for i, nic in enumerate(spec.nics, start=1)
-    ]
 
 
 def _registry_line(entry):

@@ -840,3 +840,30 @@ def load_cfg_file(path, check_files=False, vm=None):
     if text is None:
         raise CfgError("%s: no such cfg file" % path)
     return parse_cfg_text(text, path, check_files)
+
+
+def describe_nics(spec, short_name):
+    """The NICs of spec as the modules report them. A VM not registered yet (a hand-written cfg file) has no short
+    name: its MACs are known (the rule needs only NAME, OS and the NIC number), a tap NIC's tap only when the file
+    names it (NICx_TAP), else null until a start or vm_config registers the VM."""
+    return [
+        dict(
+            index=i,
+            netdev="net%d" % (i - 1),
+            model=nic.model,
+            backend=nic.backend,
+            mac=spec.nic_mac(i),
+            mac_source="explicit" if nic.mac else "derived",
+            tap=spec.nic_tap(i, short_name) if short_name or nic.tap else None,
+            bridge=spec.nic_bridge(i),
+            # The backend's own settings; null (hostfwd: []) where the backend has none.
+            listen=nic.listen,
+            connect=nic.connect,
+            mcast=nic.mcast,
+            localaddr=nic.localaddr,
+            hub=nic.hub,
+            hostfwd=list(nic.hostfwd),
+            restrict=nic.restrict if nic.backend == "user" else None,
+        )
+        for i, nic in enumerate(spec.nics, start=1)
+    ]

@@ -84,7 +84,7 @@ return:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import common_argument_spec, run_module
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_states import monitor
+from ansible_collections.qemu_init.qemu.plugins.module_utils._observe import monitor
 
 
 def main():

@@ -138,7 +138,7 @@ vms:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import common_argument_spec, run_module
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_states import info
+from ansible_collections.qemu_init.qemu.plugins.module_utils._observe import info
 
 
 def main():

@@ -16,9 +16,10 @@ import time
 import pytest
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import name_list
+from ansible_collections.qemu_init.qemu.plugins.module_utils._observe import is_read_only
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import StopTimeout, VmRecord, netdev_connected
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_states import is_read_only, name_list
 from ansible_collections.qemu_init.qemu.tests.unit.plugins.vm_helpers import gone, launch, manager, needs_qemu
 
 

@@ -1,0 +1,161 @@
+# Copyright (c) qemu_init.qemu contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The VMs of a host as they are: registry, cfg files, run dirs and processes, read and probed; nothing changed.
+
+vm_info, monitor and the qemu-init command's status need only this; the VM manager (_vm.py) adds starting,
+stopping and removing on top, so that a module that only looks does not carry the machinery that acts.
+A VM is running when its pidfile names a live, non-zombie qemu-system process whose command line carries that
+pidfile and which answers QMP query-name with the VM's name (_probe.probe).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import CFG_SUFFIX, RunPaths, cfg_path, vms_dir
+from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
+    PROBE_PARALLEL,
+    each,
+    kvm_check_once,
+    probe,
+    read_json,
+    restart_required,
+)
+from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Registry, ports_info
+from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import check_vm_name
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import parse_cfg_text, read_cfg_text
+
+
+class VmRecord:
+    """One VM as found on disk and in the process table."""
+
+    def __init__(self, name, entry, spec, cfg_text, run):
+        self.name = name
+        self.entry = entry          # registry Entry, or None for a hand-written cfg not yet registered
+        self.spec = spec            # VmSpec, or None when the cfg file is missing
+        self.cfg_text = cfg_text
+        self.run = run              # RunPaths
+        self.pid = None
+        self.running = False
+        self.status = None          # QMP run state ('running', 'paused', ...)
+
+    @property
+    def short_name(self):
+        return self.entry.short_name if self.entry else None
+
+    @property
+    def serial_log(self):
+        return (self.spec.serial_log if self.spec else None) or self.run.serial_log
+
+    def made_links(self):
+        return read_json(os.path.join(self.run.dir, "links.json"), "record of the taps made", self.name) or {}
+
+
+def vm_exists(has_cfg, registered, run):
+    """Is anything of a VM on the host (what `absent` has to remove): a cfg file, a registry entry or a run dir?"""
+    return bool(has_cfg or registered or os.path.isdir(run.dir))
+
+
+def name_list(value, param="name", required=True):
+    """A `name` parameter given as one name or a list of names."""
+    if value is None or value == [] or value == "":
+        if required:
+            raise ParameterError(param, "give a VM name or a list of names")
+        return []
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ParameterError(param, "must be a VM name or a list of VM names, got %r" % (value,))
+    return names
+
+
+class VmInventory:
+    """The VMs of one config_dir and run_dir, read once per module run and probed side by side."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.config_dir = self.params["config_dir"]
+        self.run_dir = self.params["run_dir"]
+        self.registry = Registry(self.config_dir)
+        self._binary = None
+        self._registry_state = None
+        self._kvm_usable = kvm_check_once()
+
+    # --- reading -------------------------------------------------------------------------
+    def registry_snapshot(self):
+        """The registry as read once per module run, for names and the base port.
+
+        Changes are always made on a fresh read under the lock (Registry.locked), never on this.
+        """
+        if self._registry_state is None:
+            self._registry_state = self.registry.read()
+        return self._registry_state
+
+    def all_names(self):
+        """Every VM known here: registered ones and those with a cfg file."""
+        names = [e.name for e in sorted(self.registry_snapshot().entries(), key=lambda e: e.slot)]
+        try:
+            files = sorted(os.listdir(vms_dir(self.config_dir)))
+        except FileNotFoundError:
+            files = []
+        for fname in files:
+            if fname.endswith(CFG_SUFFIX) and fname[:-len(CFG_SUFFIX)] not in names:
+                stem = fname[:-len(CFG_SUFFIX)]
+                try:
+                    check_vm_name(stem, "name")
+                except ParameterError as exc:
+                    # Not "name: ...": no name was given; a file in the directory is what is wrong.
+                    raise QemuInitError("%s: the file name does not give a VM name (%s); rename it to <NAME>-qemu.cfg after "
+                                        "the NAME it holds, or move it out of %s"
+                                        % (os.path.join(vms_dir(self.config_dir), fname), exc.problem, vms_dir(self.config_dir))) from exc
+                names.append(stem)
+        return names
+
+    def load(self, names, need_cfg=True):
+        """VmRecords for names (long or short), each probed; one registry read for all."""
+        state = self.registry_snapshot()
+        records, seen = [], set()
+        for given in names:
+            entry = state.resolve(given)
+            name = entry.name if entry else check_vm_name(given, "name")
+            if name in seen:
+                continue
+            seen.add(name)
+            path = cfg_path(self.config_dir, name)
+            spec = None
+            text = read_cfg_text(path, name)  # None when there is no file; anything unreadable raises, naming it
+            if text is not None:
+                try:
+                    cfg, spec = parse_cfg_text(text, path)
+                except CfgError as exc:
+                    raise QemuInitError("cannot read the cfg file of VM %s: %s; %s" % (name, exc.msg, DAMAGED_CFG_HINT)) from exc
+                text = cfg.render()
+                if spec.name != name:
+                    raise QemuInitError("%s: NAME is %r but the file belongs to VM %r; fix NAME or rename the file" % (path, spec.name, name))
+            elif need_cfg:
+                raise QemuInitError("VM %s has no cfg file (%s); create it with qemu_init.qemu.vm_config" % (name, path))
+            records.append(VmRecord(name, entry, spec, text, RunPaths(self.run_dir, name)))
+        # A probe mostly waits for its QEMU's QMP answers: many VMs are probed side by side.
+        for _record, _result, error in each(self.probe, records, PROBE_PARALLEL):
+            if error is not None:
+                raise error
+        return records
+
+    def probe(self, record):
+        """Set record.pid/running/status from the pidfile, /proc and QMP (_probe.probe). Touches nothing."""
+        record.pid, record.running, record.status = probe(record.name, record.run)
+        return record
+
+    def restart_required(self, record):
+        """True when a running VM was launched with other arguments than its cfg gives now."""
+        if not record.running or record.spec is None or record.entry is None:
+            return False
+        entry = record.entry
+        return restart_required(record.run, record.spec, ports_info(self.registry_snapshot().base, entry.slot),
+                                entry.short_name, self._kvm_usable)
+
+    def exists(self, record):
+        return vm_exists(record.spec is not None, record.entry is not None, record.run)
