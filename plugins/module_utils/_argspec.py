@@ -52,6 +52,7 @@ def per_vm_argument_spec():
         vnc=dict(type="bool", default=False),
         vnc_listen=dict(type="str", default="127.0.0.1"),
         monitor_tcp=dict(type="bool", default=False),
+        autostart=dict(type="bool", default=False),
         serial_log=dict(type="path"),
         extra_args=dict(type="list", elements="str", default=[]),
     )

@@ -26,4 +26,5 @@ class RunPaths:
         self.pidfile = os.path.join(self.dir, "qemu.pid")
         self.qmp = os.path.join(self.dir, "qmp.sock")
         self.serial_log = os.path.join(self.dir, "serial.log")
+        self.console = os.path.join(self.dir, "console.sock")
         self.launch_record = os.path.join(self.dir, "launch.json")

@@ -150,7 +150,11 @@ def build_argv(spec: VmSpec, binary: str, run_paths: RunPaths, ports: dict[str, 
         uplink = "hub%dup" % hub.id
         argv += ["-netdev", "tap,id=%s,ifname=%s,script=no,downscript=no" % (uplink, esc(spec.hub_tap(hub, short_name)))]
         argv += ["-netdev", "hubport,id=hub%dport,hubid=%d,netdev=%s" % (hub.id, hub.id, uplink)]
-    argv += ["-serial", "file:%s" % (spec.serial_log or run_paths.serial_log)]
+    # The serial console: a unix socket `qemu-init console` attaches to (one client at a time), and everything the
+    # guest prints also goes to the log file, attached or not.
+    argv += ["-chardev", "socket,id=serial0,path=%s,server=on,wait=off,logfile=%s,logappend=on"
+             % (esc(run_paths.console), esc(spec.serial_log or run_paths.serial_log)),
+             "-serial", "chardev:serial0"]
     if spec.vnc:
         host = spec.vnc_listen
         argv += ["-vnc", "%s:%d" % ("[%s]" % host if ":" in host else host, ports["vnc_display"])]

@@ -393,7 +393,7 @@ class VmManager:
         os.makedirs(self.run_dir, mode=0o755, exist_ok=True)
         os.makedirs(run.dir, mode=0o700, exist_ok=True)
         os.chmod(run.dir, 0o700)
-        for stale in (run.pidfile, run.qmp, run.launch_record):
+        for stale in (run.pidfile, run.qmp, run.console, run.launch_record):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(stale)
         # Keep the previous boot's console as .1 so markers read after a start are from this boot.
@@ -418,8 +418,9 @@ class VmManager:
                     os.unlink(leftover)
             raise QemuInitError("starting VM %s failed (qemu exit status %d): %s" % (record.name, rc, (err or out).strip()),
                                 rc=rc, stderr=err, stdout=out, cmd=cmd)
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(run.qmp, 0o600)
+        for socket_path in (run.qmp, run.console):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(socket_path, 0o600)
         digest = hashlib.sha256((record.cfg_text or "").encode("utf-8")).hexdigest()
         atomic_write(run.launch_record, json.dumps(dict(argv=argv, cfg_sha256=digest, netns=record.spec.netns,
                                                         started=time.time()), indent=1) + "\n", mode=0o600)

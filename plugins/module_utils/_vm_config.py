@@ -8,9 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.errors import UnsupportedError
-
+from ansible_collections.qemu_init.qemu.plugins.module_utils._autostart import DEFAULT_SYSTEMD_DIR, AutostartLink
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError, CfgFile
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths, cfg_path, vms_dir
@@ -30,7 +28,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from
 
 SPEC_PARAMS = (
     "name", "os", "memory", "cpus", "machine", "accel", "disks", "cdroms", "kernel", "initrd", "append", "nics",
-    "hubs", "bridge", "netns", "vnc", "vnc_listen", "monitor_tcp", "serial_log", "extra_args",
+    "hubs", "bridge", "netns", "vnc", "vnc_listen", "monitor_tcp", "autostart", "serial_log", "extra_args",
 )
 
 
@@ -76,6 +74,10 @@ def _registry_line(entry):
 
 def validate_items(raw_items, per_vm_spec, param="vms"):
     """[(prefix, validated params)] of a list of per-VM option dicts; errors name the item (`vms[2]`)."""
+    # Imported here: the qemu-init command on the host imports this module without ansible installed.
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    from ansible.module_utils.errors import UnsupportedError
+
     items = []
     for i, raw in enumerate(raw_items):
         if not isinstance(raw, dict):
@@ -109,8 +111,11 @@ class _Change:
     `after` None means the cfg file is removed, `entry` None that the registry entry is.
     """
 
-    def __init__(self, name, path, before, after, entry_now, entry, result, ports=None):
+    def __init__(self, name, path, before, after, entry_now, entry, result, ports=None, link=None, link_after=False):
         self.name = name
+        self.link = link  # _autostart.AutostartLink, or None where the host has no systemd unit directory
+        self.link_before = bool(link and link.enabled())
+        self.link_after = bool(link and link_after)
         self.ports = ports  # _registry.ports_info of the slot it keeps or gets (None when removed)
         self.path = path
         self.before = before
@@ -124,28 +129,44 @@ class _Change:
         return self.before != self.after
 
     @property
+    def link_changed(self):
+        return self.link_before != self.link_after
+
+    @property
     def changed(self):
-        return self.file_changed or self.entry != self.entry_now
+        return self.file_changed or self.entry != self.entry_now or self.link_changed
 
     def diffs(self, registry_path):
-        return [
+        diffs = [
             dict(before_header=self.path, after_header=self.path, before=self.before or "", after=self.after or ""),
             dict(before_header=registry_path, after_header=registry_path,
                  before=_registry_line(self.entry_now), after=_registry_line(self.entry)),
         ]
+        if self.link_changed:
+            diffs.append(dict(before_header=self.link.path, after_header=self.link.path,
+                              before=self.link.line(self.link_before), after=self.link.line(self.link_after)))
+        return diffs
 
     def apply(self):
-        if self.after is not None:
-            atomic_write(self.path, self.after, mode=0o644)
-            return
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise QemuInitError("removing %s failed: %s" % (self.path, exc.strerror))
+        if self.file_changed:
+            if self.after is not None:
+                atomic_write(self.path, self.after, mode=0o644)
+            else:
+                try:
+                    os.unlink(self.path)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    raise QemuInitError("removing %s failed: %s" % (self.path, exc.strerror)) from exc
+        if self.link_changed:
+            self.link.set(self.link_after)
 
     def undo(self):
+        if self.link_changed:
+            with contextlib.suppress(QemuInitError):
+                self.link.set(self.link_before)
+        if not self.file_changed:
+            return
         if self.before is None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
@@ -346,7 +367,13 @@ class VmConfig:
                       nics=describe_nics(spec, entry.short_name), macs=spec.macs(), cfg=dict(spec.cfg_items()),
                       hubs=[dict(id=h.id, tap=spec.hub_tap(h, entry.short_name), bridge=spec.hub_bridge(h)) for h in spec.hubs])
         result.update(ports)
-        return _Change(spec.name, path, before, after, entry_now, entry, result, ports)
+        link = self._link(spec.name)
+        result["autostart"] = spec.autostart
+        return _Change(spec.name, path, before, after, entry_now, entry, result, ports, link, spec.autostart)
+
+    def _link(self, name):
+        link = AutostartLink(self.params.get("systemd_dir") or DEFAULT_SYSTEMD_DIR, name)
+        return link if link.managed() else None
 
     def _plan_absent(self, reg, params, running_ok=False):
         entry = reg.resolve(params["name"])
@@ -358,7 +385,7 @@ class VmConfig:
             raise ParameterError("state", "VM %s is running (pid %d); stop and remove it with qemu_init.qemu.vm state=absent" % (name, pid))
         if entry is not None:
             reg.remove(name)
-        return _Change(name, path, before, None, entry, None, dict(name=name, path=path))
+        return _Change(name, path, before, None, entry, None, dict(name=name, path=path), link=self._link(name))
 
     def _apply(self, reg, changes):
         if any(c.after is not None and c.file_changed for c in changes):
@@ -369,7 +396,7 @@ class VmConfig:
         done = []
         try:
             for change in changes:
-                if change.file_changed:
+                if change.file_changed or change.link_changed:
                     change.apply()
                     done.append(change)
             if any(c.entry != c.entry_now for c in changes):

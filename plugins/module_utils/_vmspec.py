@@ -56,7 +56,7 @@ NIC_OPTIONAL_FIELDS = ("bridge", "tap", "listen", "connect", "mcast", "localaddr
 
 # cfg keys we own; anything else in a cfg file is the operator's and is kept untouched.
 _MANAGED_KEY_RE = re.compile(
-    r"^(NAME|OS|MEMORY|CPUS|MACHINE|ACCEL|KERNEL|INITRD|APPEND|BRIDGE_IFNAME|NETNS|VNC|VNC_LISTEN|MONITOR_TCP"
+    r"^(NAME|OS|MEMORY|CPUS|MACHINE|ACCEL|KERNEL|INITRD|APPEND|BRIDGE_IFNAME|NETNS|VNC|VNC_LISTEN|MONITOR_TCP|AUTOSTART"
     r"|SERIAL_LOG|EXTRA_ARGS|CDR\d+|DSK\d+(_(FORMAT|INTERFACE|READONLY))?"
     r"|NIC\d+(_(BACKEND|BRIDGE|TAP|LISTEN|CONNECT|MCAST|LOCALADDR|HUB|MAC|HOSTFWD|RESTRICT))?"
     r"|HUB\d+(_(BRIDGE|TAP))?)$"
@@ -157,6 +157,7 @@ class VmSpec:
     vnc: bool = False
     vnc_listen: str = DEFAULT_VNC_LISTEN
     monitor_tcp: bool = False
+    autostart: bool = False
     serial_log: Optional[str] = None
     extra_args: List[str] = field(default_factory=list)
 
@@ -266,6 +267,8 @@ class VmSpec:
             items.append(("VNC_LISTEN", self.vnc_listen))
         if self.monitor_tcp:
             items.append(("MONITOR_TCP", "yes"))
+        if self.autostart:
+            items.append(("AUTOSTART", "yes"))
         if self.serial_log:
             items.append(("SERIAL_LOG", self.serial_log))
         if self.extra_args:
@@ -331,7 +334,8 @@ class _CfgNames:
     _TOP = {
         "name": "NAME", "os": "OS", "memory": "MEMORY", "cpus": "CPUS", "machine": "MACHINE", "accel": "ACCEL",
         "kernel": "KERNEL", "initrd": "INITRD", "append": "APPEND", "bridge": "BRIDGE_IFNAME", "netns": "NETNS",
-        "vnc": "VNC", "vnc_listen": "VNC_LISTEN", "monitor_tcp": "MONITOR_TCP", "serial_log": "SERIAL_LOG",
+        "vnc": "VNC", "vnc_listen": "VNC_LISTEN", "monitor_tcp": "MONITOR_TCP", "autostart": "AUTOSTART",
+        "serial_log": "SERIAL_LOG",
         "extra_args": "EXTRA_ARGS",
     }
 
@@ -385,6 +389,7 @@ def from_cfg(cfg, source="<cfg>", check_files=False):
         vnc=_to_bool(opt("VNC"), names.top("vnc")),
         vnc_listen=opt("VNC_LISTEN") or DEFAULT_VNC_LISTEN,
         monitor_tcp=_to_bool(opt("MONITOR_TCP"), names.top("monitor_tcp")),
+        autostart=_to_bool(opt("AUTOSTART"), names.top("autostart")),
         serial_log=opt("SERIAL_LOG"),
         cdroms=numbered(d, "CDR"),
         disks=[],
@@ -556,6 +561,7 @@ def _build(p, names, check_files):
         raise ParameterError(names.top("vnc_listen"), "%r is not an IP address" % (vnc_listen,))
     spec.vnc_listen = vnc_listen
     spec.monitor_tcp = bool(p.get("monitor_tcp"))
+    spec.autostart = bool(p.get("autostart"))
     if p.get("serial_log"):
         spec.serial_log = check_absolute_path(p["serial_log"], names.top("serial_log"))
 

@@ -233,6 +233,17 @@ options:
         The modules themselves always use the QMP unix socket.
     type: bool
     default: false
+  autostart:
+    description:
+      - Start the VM when the host boots, and power it down gracefully when the host shuts down.
+      - Writes C(AUTOSTART="yes") into the cfg file and, on a host with O(systemd_dir), enables the VM's systemd
+        instance C(qemu-init@<name>.service) (the symlink in C(<systemd_dir>/qemu-init.target.wants/) that
+        C(systemctl enable) makes, so it works without a running systemd too). V(false) removes both.
+      - The units and the C(qemu-init) command come from the role C(qemu_init.qemu.host); on OpenRC hosts its init
+        script starts every VM whose cfg says C(AUTOSTART="yes").
+    type: bool
+    default: false
+    version_added: 0.1.0
   serial_log:
     description: File the guest's serial console is written to. Default C(<run_dir>/<name>/serial.log).
     type: path
@@ -253,6 +264,13 @@ options:
         check is skipped.
     type: str
     default: qemu-system-x86_64
+  systemd_dir:
+    description:
+      - The systemd unit directory where O(autostart) enables the VM's instance. A host without it (OpenRC) gets no
+        link, only the cfg key.
+    type: path
+    default: /etc/systemd/system
+    version_added: 0.1.0
 seealso:
   - module: qemu_init.qemu.vm
   - module: qemu_init.qemu.bridge
@@ -503,6 +521,11 @@ hubs:
   type: list
   elements: dict
   sample: [{"id": 0, "tap": "web1-h0", "bridge": "br0"}]
+autostart:
+  description: Whether the VM starts at boot (O(autostart)).
+  returned: when O(state=present)
+  type: bool
+  sample: false
 cfg:
   description: The keys this module manages in the cfg file, as written.
   returned: when O(state=present)
@@ -525,6 +548,7 @@ def main():
     argument_spec.update(
         vms=dict(type="list", elements="dict"),
         qemu_binary=dict(type="str", default="qemu-system-x86_64"),
+        systemd_dir=dict(type="path", default="/etc/systemd/system"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_one_of=[("name", "vms")], mutually_exclusive=[("name", "vms")])

@@ -87,6 +87,11 @@ options:
     description: QEMU binary (name or path) to launch, and to ask for its NIC models.
     type: str
     default: qemu-system-x86_64
+  systemd_dir:
+    description: The systemd unit directory where an item's C(autostart) enables the VM's instance (see
+      M(qemu_init.qemu.vm_config)).
+    type: path
+    default: /etc/systemd/system
 seealso:
   - module: qemu_init.qemu.vm_config
   - module: qemu_init.qemu.vm
@@ -240,6 +245,7 @@ def main():
         force=dict(type="bool", default=False),
         restart_on_change=dict(type="bool", default=False),
         qemu_binary=dict(type="str", default="qemu-system-x86_64"),
+        systemd_dir=dict(type="path", default="/etc/systemd/system"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if module.params["shutdown_timeout"] < 0:

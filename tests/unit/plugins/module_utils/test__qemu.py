@@ -23,7 +23,10 @@ def test_minimal_vm_argv():
     assert argv_of() == [
         "/usr/bin/qemu-system-x86_64", "-name", "web1", "-nodefaults", "-no-reboot", "-daemonize",
         "-pidfile", "/run/qemu-init/web1/qemu.pid", "-qmp", "unix:/run/qemu-init/web1/qmp.sock,server=on,wait=off",
-        "-accel", "tcg", "-serial", "file:/run/qemu-init/web1/serial.log", "-display", "none",
+        "-accel", "tcg",
+        "-chardev", "socket,id=serial0,path=/run/qemu-init/web1/console.sock,server=on,wait=off,"
+                    "logfile=/run/qemu-init/web1/serial.log,logappend=on",
+        "-serial", "chardev:serial0", "-display", "none",
     ]
 
 
@@ -68,7 +71,7 @@ def test_netdev_for_every_backend(nic, expected):
 def test_monitor_tcp_is_loopback_only():
     spec = from_params(dict(name="web1", monitor_tcp=True), check_files=False)
     argv = build_argv(spec, "qemu-system-x86_64", RUN, ports_info(30320, 2), "web1", "kvm", ipv6_loopback=True)
-    chardevs = [argv[i + 1] for i, a in enumerate(argv) if a == "-chardev"]
+    chardevs = [argv[i + 1] for i, a in enumerate(argv) if a == "-chardev" and not argv[i + 1].startswith("socket,id=serial0,")]
     assert chardevs == [
         "socket,id=mon0,host=127.0.0.1,port=30322,server=on,wait=off",
         "socket,id=mon1,host=::1,port=30322,server=on,wait=off",
