@@ -26,6 +26,7 @@ APT_PACKAGES+=(
     debootstrap
     e2fsprogs
     openssh-client
+    systemd-container
 )
 if [[ -n "${QI_EXTRA_APT_PACKAGES:-}" ]]; then
     read -r -a _qi_extra <<<"$QI_EXTRA_APT_PACKAGES"

@@ -80,7 +80,7 @@ qi_layout() {
     local coll="$1" dir
     local -a excludes=(
         --exclude=/.git/ --exclude=/.venv/ --exclude=/.build/ --exclude=/tests/output/
-        --exclude=/collections/ --exclude=/.ansible/ --exclude=/.cache/
+        --exclude=/collections/ --exclude=/.ansible/ --exclude=/.cache
         --exclude=/tests/integration/inventory --exclude=__pycache__/ --exclude='*.pyc'
     )
     for dir in "$QI_BUILD_DIR" "$QI_VENV"; do
