@@ -11,7 +11,13 @@ and watches each QEMU: the SHUTDOWN event (the guest is done) and the process's 
 QEMU used from the press on is sampled from /proc every few ms until it exits, so it is a lower bound (and counted
 in clock ticks, 10 ms here). Prints
 one line per guest and the sum: COUNT guests that need S CPU-seconds in all cannot all be down sooner than
-S / cores, whatever starts the shutdown. Not part of bench/run.sh; docs/performance.md quotes its figures.
+S / cores, whatever starts the shutdown, nor sooner than the largest single guest's CPU time (a guest uses one
+core at a time). The last line is for bench/run.sh (P4, in every round, next to the module's stop):
+
+    BENCH count=COUNT cpu_sum=S cpu_max=M floor=max(S / cores, M) slowest_exit=SECONDS
+
+slowest_exit is when the last of these plain QEMUs exited, counted from the first press: the same stop
+without Ansible or the collection.
 Stops only the QEMUs it started (by the pid in its own pidfiles) and removes its scratch directory.
 """
 
@@ -108,6 +114,8 @@ def main():
         cores = os.cpu_count() or 1
         print("guests %d, cores %d: per guest CPU median %.3f s; sum %.3f s, / cores = %.3f s; slowest exit %.3f s"
               % (count, cores, statistics.median(cpu), sum(cpu), sum(cpu) / cores, max(s["exit"] for s in sessions)))
+        print("BENCH count=%d cpu_sum=%.3f cpu_max=%.3f floor=%.3f slowest_exit=%.3f"
+              % (count, sum(cpu), max(cpu), max([sum(cpu) / cores] + cpu), max(s["exit"] for s in sessions)))
     finally:
         for pid in pids:
             try:

@@ -10,6 +10,8 @@
 # Environment: QI_VENV, QI_BUILD_DIR, QI_STEP_TIMEOUT (seconds per step, default 3600, 0: none),
 # and extra arguments per step (word-split):
 #   QI_SANITY_ARGS, QI_UNITS_ARGS, QI_HOSTILE_ARGS, QI_INTEGRATION_ARGS (e.g. a target name), QI_LINT_ARGS
+# Skipped tests (units, hostile) are counted in the step's note; one that tests/expected-skips.txt
+# does not list fails the step when CI=true or QI_STRICT_SKIPS=1 (QI_STRICT_SKIPS=0: never).
 set -euo pipefail
 
 # shellcheck source=tools/lib.sh
@@ -115,6 +117,17 @@ run_static() {
     fi
 }
 
+# check_skips STEP JUNIT...: the step's tests and skips (tools/skips.py, from pytest's JUnit XML) go
+# into its note; a skip that tests/expected-skips.txt does not list fails the step under CI=true
+# (or QI_STRICT_SKIPS=1): a skipped test proves nothing and must not pass for one.
+check_skips() {
+    local step="$1" note rc=0
+    shift
+    note="$(python tools/skips.py "$step" tests/expected-skips.txt "$@")" || rc=$?
+    qi_note "$note"
+    return "$rc"
+}
+
 run_units() {
     local -a extra
     split_args QI_UNITS_ARGS extra
@@ -123,31 +136,42 @@ run_units() {
         return 0
     fi
     local rc=0
+    # ansible-test has pytest write tests/output/junit/python<X.Y>-<context>-units.xml
+    rm -f tests/output/junit/python*-units.xml
     run ansible-test units --local --python "$PYV" "${extra[@]}" || rc=$?
     # hypothesis keeps its example database in the cwd (ansible-test does not pass
     # HYPOTHESIS_STORAGE_DIRECTORY through); it must not reach lint or the artifact.
     rm -rf .hypothesis
+    check_skips units tests/output/junit/python*-units.xml || [[ $rc -ne 0 ]] || rc=1
     return "$rc"
 }
 
 # The hostile-input suite (tests/hostile, docs/security.md): hypothesis feeds hostile parameters to
 # the real modules (real `ip` in a namespace of its own, real QEMU) and checks each outcome; it ends
 # with a table of examples per module. QI_HOSTILE_PROFILE=long runs ten times the examples.
+# The kernel/initrd/append cases boot the test guest (tools/build-guest.sh, cached under .cache/guest
+# by content): built here, before the tests, so that they run rather than skip; the integration
+# step then finds it up to date.
 run_hostile() {
     local -a extra
-    local report rc=0
+    local report junit rc=0
     split_args QI_HOSTILE_ARGS extra
     if [[ ! -d tests/hostile ]]; then
         qi_skip "no hostile-input suite (tests/hostile/)"
         return 0
     fi
+    if ! run bash "$QI_REPO/tools/build-guest.sh"; then
+        qi_note "the test guest did not build (tools/build-guest.sh): the tests that boot it skip"
+    fi
     report="$(mktemp "${TMPDIR:-/tmp}/qi-hostile.XXXXXX")"
+    junit="$(mktemp "${TMPDIR:-/tmp}/qi-hostile-junit.XXXXXX")"
     PYTHONPATH="$QI_BUILD_DIR" QI_HOSTILE_REPORT="$report" \
-        run python -m pytest -p no:cacheprovider -q tests/hostile "${extra[@]}" || rc=$?
+        run python -m pytest -p no:cacheprovider -q -rs --junitxml="$junit" tests/hostile "${extra[@]}" || rc=$?
     if [[ -s "$report" ]]; then
         qi_note "$(awk '$1 == "total" {print $2 " inputs: " $3 " accepted, " $4 " refused, " $5 " bad"}' "$report")"
     fi
-    rm -f -- "$report"
+    check_skips hostile "$junit" || [[ $rc -ne 0 ]] || rc=1
+    rm -f -- "$report" "$junit"
     rm -rf .hypothesis
     return "$rc"
 }

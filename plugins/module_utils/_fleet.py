@@ -16,13 +16,12 @@ Read once, plan once, apply in phases:
 from __future__ import annotations
 
 import copy
-import os
 from typing import Any
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
 from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import STATES, Found, plan, unlisted
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import StopTimeout, VmManager
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import StopTimeout, VmManager, vm_exists
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_config import VmConfig, validate_items
 
 # Per VM, what the lifecycle adds to vm_config's result (the vm module's keys).
@@ -51,7 +50,7 @@ class Fleet:
         changes, states = self._plan_configs(items)
         self.config.report_runtime(changes)
         steps = plan((Found(c.name, states[c.name], c.result["running"], c.result["restart_required"],
-                            exists=c.before is not None or c.entry_now is not None or self._has_run_dir(c.name))
+                            vm_exists(c.before is not None, c.entry_now is not None, RunPaths(self.manager.run_dir, c.name)))
                       for c in changes), self.params["restart_on_change"]).steps
         results = dict((c.name, self._result(c, states[c.name], step)) for c, step in zip(changes, steps))
         order = [c.name for c in changes]
@@ -89,9 +88,6 @@ class Fleet:
         changes = self.config.plan(self._config_items, running_ok=True)
         by_position = sorted(zip((pos for pos, _p, _x in ordered), changes), key=lambda pair: pair[0])
         return [change for _pos, change in by_position], states
-
-    def _has_run_dir(self, name: str) -> bool:
-        return os.path.isdir(RunPaths(self.manager.run_dir, name).dir)
 
     def _result(self, change, state: str, step) -> dict[str, Any]:
         result = dict(change.result)

@@ -107,6 +107,11 @@ def netdev_connected(info_network, index, backend):
     return rest.startswith(("tcp:", "unix:"))
 
 
+def vm_exists(has_cfg, registered, run):
+    """Is anything of a VM on the host (what `absent` has to remove): a cfg file, a registry entry or a run dir?"""
+    return bool(has_cfg or registered or os.path.isdir(run.dir))
+
+
 def launchable(record):
     """The launch order's view of a VM to start (_plan.launch_waves)."""
     nics = record.spec.nics
@@ -542,7 +547,7 @@ class VmManager:
             shutil.rmtree(record.run.dir, ignore_errors=True)
 
     def exists(self, record):
-        return bool(record.spec is not None or record.entry is not None or os.path.isdir(record.run.dir))
+        return vm_exists(record.spec is not None, record.entry is not None, record.run)
 
 
 class StopTimeout(QemuInitError):

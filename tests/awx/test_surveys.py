@@ -82,31 +82,52 @@ def test_survey_defaults_give_working_extra_vars():
         survey_extra_vars(load_survey("vms_down"), {})
 
 
+# (playbook, extra vars, the variable refused, what the message says about it). The variable's name
+# must be in the failed task's own message: the play's output as a whole names every variable (the
+# argument spec is printed with the failure), so finding a name anywhere in it proves nothing.
 BAD_EXTRA_VARS = [
-    ("vms_up", {"vm_specs": "- name: a\n  memory: [unclosed"}, "vm_specs is neither a list nor YAML/JSON text"),
-    ("vms_up", {"vm_specs": [{"name": "a"}], "vm_default_state": "running"}, "vm_default_state must be one of"),
-    ("vms_up", {"vm_specs": [{"name": "a"}, {"name": "a"}]}, "vm_specs names a VM twice: a"),
-    ("vms_up", {"vm_specs": [{"name": "a"}, {"memory": 64}]}, "every vm_specs item needs a name; item 1 has none"),
-    ("vms_up", {"vm_specs": []}, "vm_specs is empty"),
-    ("vms_up", {"vm_specs": [{"name": "a"}], "vm_shutdown_timeout": "soon"}, "vm_shutdown_timeout"),
-    ("vms_up", {"vm_specs": [{"name": "a", "memroy": 64}]}, "memroy"),
-    ("vms_down", {"vm_names": " , "}, "vm_names names no VM"),
-    ("vms_down", {"vm_names": "a", "vm_force": "maybe"}, "vm_force"),
-    ("vms_down", {"vm_names": "a", "vm_down_state": "gone"}, "vm_down_state must be one of: stopped, absent"),
+    ("vms_up", {"vm_specs": "- name: a\n  memory: [unclosed"}, "vm_specs", "vm_specs is neither a list nor YAML/JSON text"),
+    ("vms_up", {"vm_specs": [{"name": "a"}], "vm_default_state": "running"}, "vm_default_state", "vm_default_state must be one of"),
+    ("vms_up", {"vm_specs": [{"name": "a"}, {"name": "a"}]}, "vm_specs", "vm_specs names a VM twice: a"),
+    ("vms_up", {"vm_specs": [{"name": "a"}, {"memory": 64}]}, "vm_specs", "every vm_specs item needs a name; item 1 has none"),
+    ("vms_up", {"vm_specs": []}, "vm_specs", "vm_specs is empty"),
+    ("vms_up", {"vm_specs": [{"name": "a"}], "vm_shutdown_timeout": "soon"}, "vm_shutdown_timeout", "soon"),
+    ("vms_up", {"vm_specs": [{"name": "a"}], "vm_shutdown_timeout": -5}, "vm_shutdown_timeout",
+     "vm_shutdown_timeout must be a positive number of seconds, got -5"),
+    pytest.param("vms_up", {"vm_specs": [{"name": "a", "memroy": 64}]}, "vm_specs", "memroy", marks=pytest.mark.xfail(
+        strict=True, reason="the vms role refuses it naming its own variable (qemu_vms.memroy), not the survey's vm_specs")),
+    ("vms_down", {"vm_names": " , "}, "vm_names", "vm_names names no VM"),
+    ("vms_down", {"vm_names": "a", "vm_force": "maybe"}, "vm_force", "maybe"),
+    ("vms_down", {"vm_names": "a", "vm_down_state": "gone"}, "vm_down_state", "vm_down_state must be one of: stopped, absent"),
 ]
 
 
-@pytest.mark.parametrize("playbook, extra_vars, message", BAD_EXTRA_VARS,
-                         ids=[f"{case[0]}-{case[2].split()[0]}" for case in BAD_EXTRA_VARS])
-def test_bad_extra_vars_fail_early(tmp_path, installed_collections, playbook, extra_vars, message):
-    """Each bad value fails the play with a message naming it, and nothing is written."""
+def failed_task_messages(stdout):
+    """The msg of every failed task result in ansible-playbook's output (default callback, JSON results,
+    on one line or indented over several)."""
+    decoder = json.JSONDecoder()
+    return [str(decoder.raw_decode(stdout, match.end())[0].get("msg", ""))
+            for match in re.finditer(r"^fatal: \[[^\]]*\]: FAILED! => ", stdout, re.M)]
+
+
+@pytest.mark.parametrize("playbook, extra_vars, variable, message", BAD_EXTRA_VARS,
+                         ids=[f"{case[0]}-{case[2]}-{case[3].split()[0]}" for case in
+                              (c.values if hasattr(c, "values") else c for c in BAD_EXTRA_VARS)])
+def test_bad_extra_vars_fail_early(tmp_path, installed_collections, playbook, extra_vars, variable, message):
+    """Each bad value fails the play with a message naming its variable, and nothing is written."""
     config_dir = tmp_path / "etc"
     extra_vars = dict(extra_vars, vm_config_dir=str(config_dir), vm_run_dir=str(tmp_path / "run"))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(installed_collections), ANSIBLE_HOME=str(tmp_path / "ah"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
+               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+               ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     proc = subprocess.run([tool("ansible-playbook"), f"qemu_init.qemu.{playbook}", "-e", json.dumps(extra_vars)],
                           env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 2, proc.stdout
-    assert message in proc.stdout, proc.stdout
+    messages = failed_task_messages(proc.stdout)
+    assert messages, proc.stdout
+    msg = messages[-1]  # the failure that ended the play (an earlier one may have been rescued)
+    print(f"\n{playbook} {variable}: {msg}")
+    assert message in msg, msg
+    assert re.search(r"(?<![\w])%s(?![\w])" % re.escape(variable), msg), f"{variable} is not named: {msg}"
     assert not config_dir.exists()

@@ -234,21 +234,55 @@ class Tally:
 TALLY = Tally()
 
 
-def names_param(msg, param):
-    """Does msg name param the way our errors ("nics[0].mac: ...") or Ansible's argument checks do?"""
+# Prose in which a refusal names a parameter without the "param: " form, each tied to one parameter and
+# to that parameter's own value: "VM 0 has no cfg file" names `name` when name is "0" (or lists "0"),
+# and names nothing when name is "web1" and some other parameter is 0. A value alone never names a
+# parameter: "0", "up" or "-" occur in almost any message. The collection's own errors use "param: ";
+# these are the few that describe what exists already (a link, a namespace, a running VM).
+PROSE = {
+    "name": ("VM {}", "a link named {} exists", "tap {} exists", "cannot put tap {} on"),
+    "netns": ("network namespace {}",),
+    "bridge": ("on bridge {}",),
+    "qmp": ("QMP command {}",),
+    "command": ("HMP command {!r}",),
+}
+
+
+def _values(value):
+    """The strings a parameter's value reaches a message as (a scalar Ansible made a str counts as
+    given: False -> "False"; each item of a list of names)."""
+    found = []
+    for one in (value if isinstance(value, list) else [value]):
+        if isinstance(one, (bool, int, float)):
+            one = str(one)
+        if isinstance(one, str) and one.strip():
+            found.append(one)
+    return found
+
+
+def names_param(msg, param, value=None):
+    """Does msg name param, by its name or path ("nics[0].mac: ...", Ansible's argument checks), or in
+    one of the PROSE forms for param followed by its value?"""
     p = re.escape(param)
-    return bool(re.search(r"(^|[\s.(;])%s(\[\d+\])?(\.\w+)?: " % p, msg)
-                or re.search(r"'%s'|value of %s must|found in %s\b|\b%s\b.*(are mutually exclusive|is required|are required)" % (p, p, p, p), msg)
-                or re.search(r"(Unsupported parameters|mutually exclusive|one of the following is required|missing required).*\b%s\b" % p, msg))
+    if (re.search(r"(^|[\s.(;])%s(\[\d+\])?(\.\w+)?: " % p, msg)
+            or re.search(r"'%s'|value of %s must|found in %s\b|\b%s\b.*(are mutually exclusive|is required|are required)" % (p, p, p, p), msg)
+            or re.search(r"(Unsupported parameters|mutually exclusive|one of the following is required|missing required).*\b%s\b" % p, msg)):
+        return True
+    for form in PROSE.get(param, ()):
+        for one in _values(value):
+            if re.search(r"(^|[\s(])%s(?=[\s\"';:,)]|$)" % re.escape(form.format(one)), msg):
+                return True
+    return False
 
 
-def judge(module, outcome, roots, params, before=None, after=None, also=()):
+def judge(module, outcome, roots, params, before=None, after=None, also=(), tally=None):
     """The properties every run must have; returns the problems (empty when none) and counts the run.
 
     - no traceback, no exception, JSON out;
     - nothing written outside `roots` (config_dir/run_dir), no shell, no command string;
-    - a failure names one of `params` (a list, or a dict param -> value: the value will do too) or of
-      `also` in its message, and leaves the trees as they were (before == after).
+    - a failure names one of `params` (a list of names, or a dict param -> value given) or of `also`
+      by its name (names_param; a value on its own does not count), and leaves the trees as they
+      were (before == after).
     """
     problems = []
     if outcome.kind == "crash":
@@ -257,21 +291,13 @@ def judge(module, outcome, roots, params, before=None, after=None, also=()):
     problems += ["ran through a shell: %s" % s for s in shell_execs(outcome)]
     if outcome.kind == "fail":
         msg = outcome.msg
-        # a scalar Ansible turned into a string for a str option (False -> "False") counts as given
-        # (and so does one name of a list of names)
-        values = {}
-        for k, v in (params.items() if isinstance(params, dict) else ()):
-            for n, one in enumerate(v if isinstance(v, list) else [v]):
-                values["%s[%d]" % (k, n)] = str(one) if isinstance(one, (bool, int, float)) else one
-        # A refusal because of what exists already ("a link named br0 exists but it is a tap") names the
-        # value rather than the parameter: either will do.
-        if params and not any(names_param(msg, p) for p in list(params) + list(also)) and not any(
-                isinstance(v, str) and v.strip() and re.search(r"(^|[\s\"'(])%s([\s\"';:,)]|$)" % re.escape(v), msg)
-                for v in values.values()):
-            problems.append("failure message names none of %r: %r" % (params, msg))
+        given = dict(params) if isinstance(params, dict) else dict.fromkeys(params or ())
+        given.update((p, None) for p in also if p not in given)
+        if given and not any(names_param(msg, p, v) for p, v in given.items()):
+            problems.append("failure message names none of %s: %r" % (sorted(given), msg))
         if "Traceback" in msg:
             problems.append("failure message carries a traceback: %r" % msg)
         if before is not None and after is not None and before != after:
             problems.append("failed but changed: %s" % tree_diff(before, after))
-    TALLY.add(module, "bad" if problems else outcome.kind)
+    (TALLY if tally is None else tally).add(module, "bad" if problems else outcome.kind)
     return problems

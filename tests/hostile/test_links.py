@@ -4,16 +4,20 @@
 
 Every example starts from a namespace holding at most one link made beforehand (so that "exists as
 another kind", "recreate with force" and "move to a bridge" are reached too). The outcome must be either
-- success: the namespace holds exactly what was asked (the link with that exact name, kind, MTU,
-  master and owner), the host's namespace holds no link of that name; or
+- success: the namespace holds exactly what was asked (check_link: the link with that exact name and
+  kind; its MTU, master, up/down state, and a bridge's STP or a tap's owner, group and multi_queue as
+  given, or as the module documents them when not given: a new link's defaults, an existing link's own
+  settings), the host's namespace holds no link of that name, and running it again changes nothing; or
 - a fail_json naming the parameter, with the namespace's links as they were.
 `netns` is always our namespace, a name that does not exist, or an invalid one: never the host's.
 """
 
 from __future__ import annotations
 
+import grp
 import json
 import os
+import pwd
 import subprocess
 import uuid
 
@@ -21,6 +25,7 @@ import pytest
 from hypothesis import given, strategies as st
 from hypothesis import settings
 
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.qemu_init.qemu.plugins.modules import bridge as bridge_module
 from ansible_collections.qemu_init.qemu.plugins.modules import tap as tap_module
 from ansible_collections.qemu_init.qemu.tests.hostile import harness
@@ -61,18 +66,34 @@ def ip(ns, *args, check=True):
     return subprocess.run(argv, capture_output=True, text=True, check=check)
 
 
+LINK_FIELDS = ("kind", "mtu", "master", "up", "owner", "group", "stp", "multi_queue")
+
+
+def _id(value, db):
+    """A user or group as ip shows it or as the module takes it (name or number) -> its number."""
+    if value is None:
+        return None
+    if isinstance(value, int) or str(value).isdigit():
+        return int(value)
+    return (db.getpwnam(value).pw_uid if db is pwd else db.getgrnam(value).gr_gid)
+
+
 def links(ns):
-    """name -> the settings that matter, for every link of the namespace but lo."""
+    """name -> dict of LINK_FIELDS, for every link of the namespace but lo."""
     out = {}
     for link in json.loads(ip(ns, "-json", "-details", "link", "show").stdout, strict=False):
         if link["ifname"] == "lo":
             continue
         info = link.get("linkinfo", {})
+        data = info.get("info_data", {})
         kind = info.get("info_kind")
         if kind == "tun":
-            kind = info.get("info_data", {}).get("type", kind)  # ip shows a tap as kind tun, type tap
-        out[link["ifname"]] = (kind, link.get("mtu"), link.get("master"), "UP" in link.get("flags", []),
-                               json.dumps(info.get("info_data", {}).get("user")), json.dumps(info.get("info_data", {}).get("group")))
+            kind = data.get("type", kind)  # ip shows a tap as kind tun, type tap
+        out[link["ifname"]] = dict(zip(LINK_FIELDS, (
+            kind, link.get("mtu"), link.get("master"), "UP" in link.get("flags", []),
+            _id(data.get("user"), pwd), _id(data.get("group"), grp),
+            data.get("stp_state", 0) != 0 if kind == "bridge" else None,
+            bool(data.get("multi_queue")) if kind == "tap" else None)))
     return out
 
 
@@ -86,16 +107,31 @@ def reset(ns):
 
 
 def pre_existing(ns, name, kind):
-    """Make a link called name of kind (bridge, tap, dummy) before the module runs; False if the kernel refuses it."""
+    """Make a link called name of kind (bridge, tap, dummy) before the module runs; False if the kernel refuses it.
+
+    The link has settings of its own that differ from a new link's (MTU 1400; a bridge with STP on; a
+    tap with an owner and a group, on br-pre when there is one), so that check_link sees whether a
+    run keeps what it was not asked to change, in place or when it recreates a tap with force."""
     if kind is None or not isinstance(name, str) or not name or "\0" in name:
         return False
     argv = {"bridge": ["link", "add", "name", name, "type", "bridge"],
-            "tap": ["tuntap", "add", "dev", name, "mode", "tap", "user", "65534"],
+            "tap": ["tuntap", "add", "dev", name, "mode", "tap", "user", "65534", "group", "65534"],
             "dummy": ["link", "add", "name", name, "type", "dummy"]}[kind]
-    return ip(ns, *argv, check=False).returncode == 0
+    if ip(ns, *argv, check=False).returncode != 0:
+        return False
+    # set after creation: an MTU given at `ip link add` is not user-set and a bridge would lose it
+    ip(ns, "link", "set", "dev", name, "mtu", "1400")
+    if kind == "bridge":
+        ip(ns, "link", "set", "dev", name, "type", "bridge", "stp_state", "1")
+    if kind == "tap" and "br-pre" in links(ns):
+        ip(ns, "link", "set", "dev", name, "master", "br-pre")
+    return True
 
 
 def check_link(module, ns, out, params, before, after):
+    """The link is what the task asked for, field by field; what the task left out is as documented:
+    a new link gets the kernel's defaults (MTU 1500, no master, no owner or group, single queue), an
+    existing one (recreated with force or changed in place) keeps its own."""
     name, kind = out.result[module]["name"], module
     # Ansible turns a non-string into a string for a str option (with a warning): False -> "False".
     assert name == params["name"] or not isinstance(params["name"], str), (name, params)
@@ -103,15 +139,27 @@ def check_link(module, ns, out, params, before, after):
         assert name not in after, (name, after)
         return
     assert name in after, (name, after)
-    assert after[name][0] == kind, (after[name], kind)
-    if isinstance(params.get("mtu"), int):
-        assert after[name][1] == params["mtu"], after[name]
-    if module == "tap" and params.get("bridge"):
-        assert after[name][2] == params["bridge"], after[name]
-    others = dict((k, v) for k, v in after.items() if k != name)
-    for k, v in others.items():
-        # a bridge that got a new port is otherwise unchanged
-        assert k in before, (k, before)
+    got = after[name]
+    old = before.get(name)
+    assert got["kind"] == kind and (old is None or old["kind"] == kind), (old, got, kind)
+    kept = old or dict(mtu=1500, master=None, owner=None, group=None, multi_queue=False)
+    want = dict(kind=kind, up=boolean(params.get("up", True)),
+                mtu=int(params["mtu"]) if params.get("mtu") is not None else kept["mtu"])
+    if module == "bridge":
+        want.update(master=None, stp=boolean(params.get("stp", False)), owner=None, group=None, multi_queue=None)
+    else:
+        want.update(stp=None,
+                    master=(params["bridge"] or None) if params.get("bridge") is not None else kept["master"],
+                    owner=_id(params["owner"], pwd) if params.get("owner") is not None else kept["owner"],
+                    group=_id(params["group"], grp) if params.get("group") is not None else kept["group"],
+                    multi_queue=boolean(params["multi_queue"]) if params.get("multi_queue") is not None else kept["multi_queue"])
+    assert got == want, dict(params=params, before=old, after=got, wanted=want)
+    for k, v in after.items():
+        # nothing else appeared, and the other links kept their settings; a bridge that got a new port
+        # may have a new MTU (the kernel moves a bridge's MTU not set by the user to its ports')
+        assert k == name or k in before, (k, before)
+        if k != name:
+            assert dict(v, mtu=None) == dict(before[k], mtu=None), (k, before[k], v)
     assert name not in host_names() or name in HOST_BEFORE
 
 
@@ -178,5 +226,7 @@ def test_tap_hostile(netns, data):
             "owner": owners, "group": owners, "multi_queue": st.booleans(),
             "mtu": hs.ints, "up": st.booleans(), "force": st.booleans(),
         }))
+    # a tap there already, more often than another kind: changed in place or recreated with force, it
+    # must keep what the task does not set (pre_existing gives it settings of its own)
     run_one("tap", tap_module.main, netns, params,
-            data.draw(st.sampled_from([None, None, "bridge", "tap", "dummy"])), data.draw(st.booleans()))
+            data.draw(st.sampled_from([None, None, "bridge", "tap", "tap", "dummy"])), data.draw(st.booleans()))

@@ -330,3 +330,34 @@ def test_nics_report_each_backends_settings(dirs):
              hostfwd=[], restrict=None),
         dict(backend="hubport", listen=None, connect=None, mcast=None, localaddr=None, hub=1, hostfwd=[], restrict=None),
     ]
+
+
+def test_autostart_enables_the_systemd_instance_as_systemctl_does(dirs, tmp_path):
+    systemd = tmp_path / "systemd"
+    systemd.mkdir()
+    link = systemd / "qemu-init.target.wants" / "qemu-init@web1.service"
+    args = dict(dirs, name="web1", autostart=True, systemd_dir=str(systemd))
+    check, failed, dummy = run(args, check_mode=True, diff=True)
+    assert not failed and check["changed"] and not os.path.lexists(str(link))
+    assert check["diff"][-1]["after"] == "%s -> %s\n" % (link, systemd / "qemu-init@.service")
+    apply, failed, dummy = run(args, diff=True)
+    assert not failed and apply["changed"] and apply["autostart"]
+    assert os.readlink(str(link)) == str(systemd / "qemu-init@.service")
+    with open(apply["path"]) as handle:
+        assert 'AUTOSTART="yes"\n' in handle.read()
+    again, failed, dummy = run(args)
+    assert not failed and not again["changed"]
+    # The link alone gone (an operator ran systemctl disable): put back, a change.
+    os.unlink(str(link))
+    fixed, failed, dummy = run(args)
+    assert not failed and fixed["changed"] and os.path.islink(str(link))
+    off, failed, dummy = run(dict(args, autostart=False))
+    assert not failed and off["changed"] and not os.path.lexists(str(link))
+    run(dict(args, autostart=True))
+    gone, failed, dummy = run(dict(dirs, name="web1", state="absent", systemd_dir=str(systemd)))
+    assert not failed and gone["changed"] and not os.path.lexists(str(link))
+
+
+def test_autostart_without_a_systemd_dir_is_the_cfg_key_only(dirs, tmp_path):
+    result, failed, dummy = run(dict(dirs, name="web1", autostart=True, systemd_dir=str(tmp_path / "none")))
+    assert not failed and result["autostart"] and not os.path.exists(str(tmp_path / "none"))
