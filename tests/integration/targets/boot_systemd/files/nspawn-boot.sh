@@ -31,26 +31,38 @@ fail() {
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-cleanup() {
-    # Only the container this script started, by its pids.
-    if [[ -n $NSPAWN_PID ]] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
-        say "cleanup: stopping the container (nspawn pid $NSPAWN_PID)"
-        if [[ -n $INIT_PID ]]; then kill -s RTMIN+4 "$INIT_PID" 2>/dev/null || true; fi
-        for _ in $(seq 100); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.2; done
-        kill -KILL "$NSPAWN_PID" 2>/dev/null || true
-    fi
-    if [[ -n $SCRIPT_PID ]]; then kill "$SCRIPT_PID" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
-
-# The only child of PID $1 whose command name is $2.
-child_named() {
-    local pid
-    for pid in $(pgrep -P "$1" 2>/dev/null); do
-        [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]] && echo "$pid" && return 0
+# The first descendant of PID $1 (breadth first) whose command name is $2.
+descendant_named() {
+    local -a queue=("$1")
+    local pid child
+    while ((${#queue[@]})); do
+        pid=${queue[0]}
+        queue=("${queue[@]:1}")
+        for child in $(pgrep -P "$pid" 2>/dev/null); do
+            [[ $(cat "/proc/$child/comm" 2>/dev/null) == "$2" ]] && echo "$child" && return 0
+            queue+=("$child")
+        done
     done
     return 1
 }
+
+alive() { [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; }
+
+cleanup() {
+    # Only the container this script started, found through its pids. Its systemd is PID 1 of the
+    # container's pid namespace: when it ends, every process in there (the QEMUs) ends with it.
+    if [[ -z $NSPAWN_PID && -n $SCRIPT_PID ]]; then NSPAWN_PID=$(descendant_named "$SCRIPT_PID" systemd-nspawn) || NSPAWN_PID=''; fi
+    if [[ -z $INIT_PID && -n $NSPAWN_PID ]]; then INIT_PID=$(descendant_named "$NSPAWN_PID" systemd) || INIT_PID=''; fi
+    if alive "$INIT_PID"; then
+        say "cleanup: powering the container off (its systemd is pid $INIT_PID)"
+        kill -s RTMIN+4 "$INIT_PID" 2>/dev/null || true
+        for _ in $(seq 150); do alive "$INIT_PID" || break; sleep 0.2; done
+        if alive "$INIT_PID"; then kill -KILL "$INIT_PID" 2>/dev/null || true; fi
+    fi
+    if alive "$NSPAWN_PID"; then kill "$NSPAWN_PID" 2>/dev/null || true; fi
+    if alive "$SCRIPT_PID"; then kill "$SCRIPT_PID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
 
 # 1. The root (cached) and a copy of it to boot.
 t0=$(now)
@@ -94,9 +106,11 @@ t0=$(now)
 script -qfec "systemd-nspawn -D '$ROOT' --register=no --keep-unit --private-network -b" "$WORK/console.log" \
     </dev/null >/dev/null 2>&1 &
 SCRIPT_PID=$!
-for _ in $(seq 150); do
-    NSPAWN_PID=$(child_named "$SCRIPT_PID" systemd-nspawn) && INIT_PID=$(child_named "$NSPAWN_PID" systemd) && break
+# script(1) runs the command through sh: nspawn is a grandchild; the container's systemd is its child.
+for _ in $(seq 300); do
+    NSPAWN_PID=$(descendant_named "$SCRIPT_PID" systemd-nspawn) && INIT_PID=$(descendant_named "$NSPAWN_PID" systemd) && break
     NSPAWN_PID='' INIT_PID=''
+    alive "$SCRIPT_PID" || break
     sleep 0.2
 done
 [[ -n $INIT_PID ]] || fail "the container's systemd did not start (console: $WORK/console.log)"
