@@ -59,7 +59,7 @@ def main():
     if not sizes:
         raise SystemExit("no curve in %s" % sys.argv[1])
     points = {}
-    for key, dummy, dummy2, dummy3 in SERIES:
+    for key, _label, _colour, _dash in SERIES:
         for n in sizes:
             name = "c%d_%s" % (n, key)
             values = [r[name] for r in rounds if name in r]

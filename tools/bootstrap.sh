@@ -26,6 +26,14 @@ APT_PACKAGES+=(
     debootstrap
     e2fsprogs
     openssh-client
+    # tools/build-debian-image.sh (GPT, ESP, UKI) and its smoke test (UEFI, TPM)
+    fdisk
+    dosfstools
+    mtools
+    binutils
+    ovmf
+    swtpm
+    # tools/build-nspawn-root.sh's container: systemd-nspawn (the boot_systemd target)
     systemd-container
 )
 if [[ -n "${QI_EXTRA_APT_PACKAGES:-}" ]]; then

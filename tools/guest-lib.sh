@@ -46,3 +46,62 @@ manifest_get() {
     [[ -f $OUTDIR/manifest ]] || return 0
     sed -n "s/^$1=//p" "$OUTDIR/manifest" | head -n1
 }
+
+# The first Debian archive (not -security) in the host's apt sources, one-line or deb822
+# format; empty when there is none. (tools/build-debian-image.sh)
+apt_debian_mirror() {
+    local -a files=()
+    local f
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+        [[ -f $f ]] && files+=("$f")
+    done
+    ((${#files[@]})) || return 0
+    grep -hvE '^[[:space:]]*#' "${files[@]}" 2>/dev/null |
+        grep -oE 'https?://[^[:space:]]+/debian/?([[:space:]]|$)' |
+        tr -d '[:space:]' | sed 's|/$||' | head -n1 || true
+}
+
+# "pkg=version,..." for PACKAGE... (one apt-cache call, two when some are not in SUITE): the version apt lists for
+# SUITE/main from MIRROR (what debootstrap of SUITE installs; apt's candidate may be a
+# newer one from SUITE-security or SUITE-updates), else apt's candidate version.
+# Packages apt does not know are left out.
+#   apt_suite_versions SUITE MIRROR PACKAGE...
+apt_suite_versions() {
+    local suite=$1 mirror=${2%/}
+    shift 2
+    local -A from_suite=() candidate=()
+    local line pkg version source
+    local -a src
+    while IFS='|' read -r pkg version source; do
+        pkg=${pkg//[[:space:]]/}
+        version=${version//[[:space:]]/}
+        [[ -n $pkg && -n $version ]] || continue
+        # source: " http://deb.debian.org/debian bookworm/main amd64 Packages"
+        read -r -a src <<<"$source"
+        if [[ ${src[0]%/} == "$mirror" && ${src[1]:-} == "$suite/main" && -z ${from_suite[$pkg]:-} ]]; then
+            from_suite[$pkg]=$version
+        fi
+    done < <(apt-cache madison "$@" 2>/dev/null)
+    local -a rest=()
+    for pkg in "$@"; do
+        [[ -n ${from_suite[$pkg]:-} ]] || rest+=("$pkg")
+    done
+    # A second apt-cache call (~0.5-2 s) only for packages not found in SUITE/main.
+    if ((${#rest[@]})); then
+        while IFS= read -r line; do
+            if [[ $line =~ ^([^[:space:]]+):$ ]]; then
+                pkg=${BASH_REMATCH[1]}
+            elif [[ $line =~ ^[[:space:]]+Candidate:[[:space:]]+(.+)$ && ${BASH_REMATCH[1]} != '(none)' ]]; then
+                candidate[$pkg]=${BASH_REMATCH[1]}
+            fi
+        done < <(apt-cache policy "${rest[@]}" 2>/dev/null)
+    fi
+    local out='' sep=''
+    for pkg in "$@"; do
+        version=${from_suite[$pkg]:-${candidate[$pkg]:-}}
+        [[ -n $version ]] || continue
+        out+="$sep$pkg=$version"
+        sep=,
+    done
+    echo "$out"
+}

@@ -216,9 +216,7 @@ class Renderer:
             t = child.type
             if t == "text":
                 pieces.append((False, escape_text(child.content)))
-            elif t == "softbreak":
-                pieces.append((False, "\n"))
-            elif t == "hardbreak":
+            elif t == "softbreak" or t == "hardbreak":
                 pieces.append((False, "\n"))
             elif t == "code_inline":
                 pieces.append((True, self.code(child.content)))

@@ -18,7 +18,7 @@ def mac(name, os_name=DEFAULT_OS, index=1):
     try:
         return derive_mac(str(name), str(os_name), int(index))
     except (QemuInitError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(float("inf"))
-        raise AnsibleFilterError("qemu_init.qemu.mac: %s" % (getattr(exc, "msg", None) or exc))
+        raise AnsibleFilterError("qemu_init.qemu.mac: %s" % (getattr(exc, "msg", None) or exc)) from exc
 
 
 def _vm_macs(vm, where):
@@ -43,7 +43,7 @@ def duplicate_macs(vms):
         pairs = [_vm_macs(vm, "item %d" % i) for i, vm in enumerate(vms)]
         return [dict(mac=m, nics=owners) for m, owners in find_duplicate_macs(pairs)]
     except QemuInitError as exc:
-        raise AnsibleFilterError("qemu_init.qemu.duplicate_macs: %s" % exc.msg)
+        raise AnsibleFilterError("qemu_init.qemu.duplicate_macs: %s" % exc.msg) from exc
 
 
 class FilterModule:

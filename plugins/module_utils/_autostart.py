@@ -43,8 +43,8 @@ class AutostartLink:
             elif os.path.lexists(self.path):
                 os.unlink(self.path)
         except OSError as exc:
-            raise QemuInitError("%s the boot link %s failed: %s" % ("making" if enabled else "removing", self.path,
-                                                                       exc.strerror or exc)) from exc
+            action = "making" if enabled else "removing"
+            raise QemuInitError("%s the boot link %s failed: %s" % (action, self.path, exc.strerror or exc)) from exc
 
     def line(self, enabled: bool) -> str:
         """The link as a diff shows it."""

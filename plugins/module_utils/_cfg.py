@@ -26,6 +26,9 @@ _DQ_SPECIAL = '\\"$`'
 # Appended to the error about a cfg file that cannot be read: where the way out is documented.
 DAMAGED_CFG_HINT = ("the cfg file is damaged and was left as it is: fix it, or move it away and run qemu_init.qemu.vm_config "
                     "for the VM again (docs/cfg-format.md, recovery)")
+# Appended to the error about a cfg path holding no readable file (a directory, a FIFO, a dangling link, ...).
+CFG_FILE_HINT = ("the cfg file was left as it is: make it a readable file, or move it away and run qemu_init.qemu.vm_config "
+                 "for the VM again (docs/cfg-format.md, recovery)")
 
 
 class CfgError(QemuInitError):

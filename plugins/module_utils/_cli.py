@@ -120,7 +120,7 @@ def _lifecycle(opts: argparse.Namespace, state: str) -> int:
     for vm in result["vms"]:
         _say(opts, _lifecycle_line(vm, state))
     if opts.json:
-        print(json.dumps(result["vms"], indent=1))
+        _out(json.dumps(result["vms"], indent=1))
     return EXIT_OK
 
 
@@ -143,10 +143,10 @@ def _info(opts: argparse.Namespace, names: list[str] | None) -> list[dict[str, t
 def _status(opts: argparse.Namespace) -> int:
     vms = _info(opts, list(opts.names))
     if opts.json:
-        print(json.dumps(vms, indent=1))
+        _out(json.dumps(vms, indent=1))
     else:
         for vm in vms:
-            print(_status_line(vm))
+            _out(_status_line(vm))
     return EXIT_OK if all(vm["running"] for vm in vms) else EXIT_NOT_RUNNING
 
 
@@ -163,14 +163,14 @@ def _status_line(vm: dict[str, t.Any]) -> str:
 def _list(opts: argparse.Namespace) -> int:
     vms = _info(opts, None)
     if opts.json:
-        print(json.dumps([dict((k, vm[k]) for k in ("name", "short_name", "slot", "running", "pid", "status")) for vm in vms], indent=1))
+        _out(json.dumps([dict((k, vm[k]) for k in ("name", "short_name", "slot", "running", "pid", "status")) for vm in vms], indent=1))
         return EXIT_OK
     rows = [("NAME", "SHORT", "SLOT", "STATE", "PID")]
     rows += [(vm["name"], vm["short_name"] or "-", "-" if vm["slot"] is None else str(vm["slot"]),
               vm["status"] if vm["running"] else "stopped", str(vm["pid"] or "-")) for vm in vms]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        _out("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     return EXIT_OK
 
 
@@ -192,6 +192,8 @@ def _cmd(opts: argparse.Namespace) -> int:
 
 def _mon(opts: argparse.Namespace) -> int:
     """An interactive human monitor (HMP over QMP), with line editing and history when readline is there."""
+    from ansible_collections.qemu_init.qemu.plugins.module_utils._process import proc_cmdline
+    from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import observer_socket
     from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient
     record = _running_record(opts, opts.name)
     interactive = sys.stdin.isatty()
@@ -203,7 +205,7 @@ def _mon(opts: argparse.Namespace) -> int:
                 readline.read_history_file(history)
         except (ImportError, OSError):
             readline = None  # type: ignore[assignment]
-        print("QEMU monitor of %s (HMP; 'quit' ends the VM, Ctrl-D or 'exit' leaves the monitor)" % record.name)
+        _out("QEMU monitor of %s (HMP; 'quit' ends the VM, Ctrl-D or 'exit' leaves the monitor)" % record.name)
     prompt = "(qemu %s) " % record.name if interactive else ""
     # One QMP session per command: the monitor is never held between two lines, so other clients
     # (the vm module, vm_info, a stop) are not locked out while a person reads the output.
@@ -217,7 +219,8 @@ def _mon(opts: argparse.Namespace) -> int:
             continue
         if line in ("exit", "bye"):
             break
-        with QmpClient(record.run.qmp, timeout=5.0) as qmp:
+        # The observer monitor: the lifecycle one may be held by a stop in progress.
+        with QmpClient(observer_socket(record.run, proc_cmdline(record.pid)), timeout=5.0) as qmp:
             sys.stdout.write(qmp.hmp(line))
         sys.stdout.flush()
         if line.split()[0] in ("quit", "q"):
@@ -352,7 +355,13 @@ def parser(prog: str = "qemu-init") -> argparse.ArgumentParser:
 
 def _say(opts: argparse.Namespace, line: str) -> None:
     if not opts.quiet:
-        print(line, file=sys.stderr if opts.json else sys.stdout)
+        _out(line, sys.stderr if opts.json else sys.stdout)
+
+
+def _out(text: str, stream: t.TextIO | None = None) -> None:
+    """A line for the person at the terminal (module_utils have no print: the modules speak JSON only)."""
+    stream = stream or sys.stdout
+    stream.write(text + "\n")
 
 
 def main(argv: list[str] | None = None, prog: str | None = None, defaults: dict[str, str] | None = None) -> int:
@@ -373,13 +382,13 @@ def main(argv: list[str] | None = None, prog: str | None = None, defaults: dict[
     try:
         return actions[opts.command](opts)
     except _NotRunning as exc:
-        print("qemu-init: %s" % exc.msg, file=sys.stderr)
+        _out("qemu-init: %s" % exc.msg, sys.stderr)
         return EXIT_NOT_RUNNING_CMD
     except ParameterError as exc:
-        print("qemu-init: %s" % exc.problem, file=sys.stderr)
+        _out("qemu-init: %s" % exc.problem, sys.stderr)
         return EXIT_NOT_RUNNING if "no cfg file" in exc.problem else EXIT_FAILED
     except QemuInitError as exc:
-        print("qemu-init: %s" % exc.msg, file=sys.stderr)
+        _out("qemu-init: %s" % exc.msg, sys.stderr)
         return EXIT_NOT_RUNNING if _unknown(exc.msg) else EXIT_FAILED
     except KeyboardInterrupt:
         return 130

@@ -15,11 +15,11 @@ secure-boot feature.
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import typing as t
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._files import FileReadError, read_json
 
 SEARCH_DIRS = ("/usr/share/qemu/firmware", "/etc/qemu/firmware")
 # The packages that ship OVMF with descriptors, for the error message.
@@ -85,9 +85,8 @@ def select(machine: str | None, secure_boot: bool, dirs: t.Sequence[str] | None 
     found = descriptors(looked)
     for path in found:
         try:
-            with open(path, encoding="utf-8") as handle:
-                doc = json.load(handle)
-        except (OSError, ValueError):
+            doc = read_json(path, "firmware descriptor")
+        except FileReadError:
             continue  # a broken descriptor is skipped, as QEMU's consumers do
         if not isinstance(doc, dict) or not _fits(doc, machine, secure_boot):
             continue
@@ -107,4 +106,4 @@ def select(machine: str | None, secure_boot: bool, dirs: t.Sequence[str] | None 
 
 
 def is_q35(machine: str | None) -> bool:
-    return bool(machine) and (machine == "q35" or machine.startswith("pc-q35-"))
+    return machine is not None and (machine == "q35" or machine.startswith("pc-q35-"))

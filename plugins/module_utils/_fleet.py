@@ -136,9 +136,18 @@ class Fleet:
                 results[name].update(stop_method=method, stop_seconds=seconds, running=method is None)
                 if method is not None:
                     results[name]["pid"] = None
+                self._joined(results[name], method)
             raise
         for name, (method, seconds) in stopped.items():
             results[name].update(stop_method=method, stop_seconds=seconds, running=False, pid=None)
+            self._joined(results[name], method)
+
+    @staticmethod
+    def _joined(result, method) -> None:
+        """A VM another call was stopping: this call only waited (stop_method joined). For `stopped` that is no
+        change of ours, as the vm module reports it."""
+        if method == "joined" and result["state"] == "stopped":
+            result["changed"] = result["cfg_changed"]
 
     def _diffs(self, changes, steps) -> list[dict[str, str]]:
         diffs = [d for c in changes if c.changed for d in c.diffs(self.config.registry.path)]

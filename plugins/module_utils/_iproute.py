@@ -29,6 +29,8 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._common import Para
 DEFAULT_MTU = 1500
 MTU_MIN = 68
 MTU_MAX = 65535
+# The tun driver's max_mtu (a bridge may go up to MTU_MAX; a tap joining it stops here).
+TAP_MTU_MAX = 65521
 
 # `ip -batch` cuts a line at any '#' (comment), treats a token starting with a quote as quoted and
 # joins a line ending in a backslash with the next one; a line with such a token is run as its own
@@ -359,22 +361,31 @@ def plan_bridge(links: Links, name: str, state: str = "present", stp: bool | Non
         return Plan(name, "bridge", [["link", "del", "dev", name]], current, None)
 
     if current is None:
+        # The kernel moves a bridge's MTU to its smallest port's whenever a port joins, leaves or changes
+        # its MTU, unless the MTU was set on the existing bridge (`link set ... mtu`, which marks it set by
+        # the user); an MTU given at `link add` is not. A wanted MTU is therefore set after the add.
         line = ["link", "add", "name", name]
-        if mtu is not None:
-            line += ["mtu", str(mtu)]
+        if mtu == DEFAULT_MTU:
+            # Setting the MTU a link already has is a no-op that marks nothing: start one below it.
+            line += ["mtu", str(DEFAULT_MTU - 1)]
         if up:
             line.append("up")
         line += ["type", "bridge"]
         if stp is not None:
             line += ["stp_state", "1" if stp else "0"]
+        lines = [line]
+        if mtu is not None:
+            lines.append(["link", "set", "dev", name, "mtu", str(mtu)])
         after = {
             "name": name, "kind": "bridge", "mtu": DEFAULT_MTU if mtu is None else mtu, "up": bool(up),
             "master": None, "stp": bool(stp), "ports": [],
         }
-        return Plan(name, "bridge", [line], None, after)
+        return Plan(name, "bridge", lines, None, after)
 
     after = dict(current, ports=list(current["ports"]))
     changes: list[str] = []
+    # `link set ... mtu` also keeps the MTU from now on when ports come and go. Whether the kernel already
+    # keeps it is not readable (no netlink attribute says so): a bridge at the wanted MTU is left alone.
     if mtu is not None and mtu != current["mtu"]:
         changes += ["mtu", str(mtu)]
         after["mtu"] = mtu
@@ -395,7 +406,10 @@ def plan_tap(links: Links, name: str, state: str = "present", bridge: str | None
     """Plan a persistent tap; None means "leave as it is" (new taps: kernel default).
 
     ``bridge`` names the master bridge ('' takes the tap off any bridge); ``owner``/``group`` are
-    numeric ids (see resolve_user/resolve_group). The kernel cannot change the mode (tun/tap),
+    numeric ids (see resolve_user/resolve_group). A tap that joins a bridge (made on it or moved onto
+    it) without an ``mtu`` takes the bridge's MTU, as libvirt does: the bridge then keeps its MTU even
+    when the kernel sets it (a bridge whose MTU nobody set follows its smallest port), and the tap
+    carries no frame the bridge's other ports would drop. A tap already on its bridge keeps its MTU. The kernel cannot change the mode (tun/tap),
     multi_queue, owner or group of an existing tap, nor make a tap persistent that a process (QEMU)
     created and holds: such a tap is deleted and recreated only with force, else QemuInitError.
     A non-persistent tap is never deleted without force either. A link of that name that is not a
@@ -421,6 +435,9 @@ def plan_tap(links: Links, name: str, state: str = "present", bridge: str | None
             raise QemuInitError("cannot put tap %s on bridge %s: there is no link named %s" % (name, bridge, bridge))
         if master["kind"] != "bridge":
             raise QemuInitError("cannot put tap %s on %s: %s is a %s, not a bridge" % (name, bridge, bridge, master["kind"]))
+
+    if mtu is None and bridge and bridge != (current or {}).get("master"):
+        mtu = min(links[bridge]["mtu"], TAP_MTU_MAX)
 
     if current is not None:
         fixed = _fixed_differences(current, owner, group, multi_queue)

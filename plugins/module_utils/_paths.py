@@ -19,12 +19,21 @@ def cfg_path(config_dir: str, name: str) -> str:
 
 
 class RunPaths:
-    """The run-time files of one VM: <run_dir>/<name>/..."""
+    """The run-time files of one VM: <run_dir>/<name>/...
+
+    QEMU serves one client at a time per monitor socket, so a VM has two QMP monitors: `qmp` for lifecycle
+    control (the stop ladder holds it while it waits for the exit) and `observe` for everything that only
+    looks or sends one command (probe, vm_info, monitor), each holding it for one short exchange.
+    `stop_lock` is flock()ed by the call that stops the VM: a second call waits for that stop instead.
+    """
 
     def __init__(self, run_dir: str, name: str) -> None:
+        self.name = name
         self.dir = os.path.join(run_dir, name)
         self.pidfile = os.path.join(self.dir, "qemu.pid")
         self.qmp = os.path.join(self.dir, "qmp.sock")
+        self.observe = os.path.join(self.dir, "observe.sock")
+        self.stop_lock = os.path.join(self.dir, "stop.lock")
         self.serial_log = os.path.join(self.dir, "serial.log")
         self.console = os.path.join(self.dir, "console.sock")
         self.launch_record = os.path.join(self.dir, "launch.json")

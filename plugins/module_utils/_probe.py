@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
-import json
 import os
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._files import read_json as _read_json
 from ansible_collections.qemu_init.qemu.plugins.module_utils._process import is_live_qemu, proc_cmdline, read_pidfile
-from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, kvm_usable, resolve_accel
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, kvm_usable, observer_socket, resolve_accel
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpClosed, QmpConnectError, QmpTimeout
 
 QMP_TIMEOUT = 5.0
@@ -38,10 +38,10 @@ def each(action, items, limit):
         futures = [pool.submit(action, item) for item in items]
     outcomes = []
     for item, future in zip(items, futures):
-        exc = future.exception()
-        if exc is not None and not isinstance(exc, QemuInitError):
-            raise exc
-        outcomes.append((item, None if exc else future.result(), exc))
+        error = future.exception()
+        if error is not None and not isinstance(error, QemuInitError):
+            raise error
+        outcomes.append((item, None if error else future.result(), error))
     return outcomes
 
 
@@ -49,36 +49,34 @@ def probe(name, run):
     """(pid, running, QMP run status) of VM `name` with RunPaths `run`. Touches nothing.
 
     Running means: the pidfile names a live qemu-system process (not a zombie) whose command line carries
-    that very pidfile, and which answers QMP query-name with the VM's name. A pid alone proves nothing:
+    that very pidfile, and which answers QMP query-name (on its observer monitor) with the VM's name. A pid alone proves nothing:
     pidfiles outlive processes and pids are reused.
     """
-    pid = read_pidfile(run.pidfile)
-    if not is_live_qemu(pid) or run.pidfile not in proc_cmdline(pid):
+    pid = read_pidfile(run.pidfile, name)
+    argv = proc_cmdline(pid) if pid else []
+    if not is_live_qemu(pid) or run.pidfile not in argv:
         return None, False, None
+    # The observer monitor: the lifecycle one may be held by a stop in progress (QEMU serves one client per
+    # monitor socket). A QEMU launched before it existed has only qmp.sock.
+    path = observer_socket(run, argv)
     try:
-        with QmpClient(run.qmp, timeout=QMP_TIMEOUT) as qmp:
+        with QmpClient(path, timeout=QMP_TIMEOUT) as qmp:
             answered = qmp.query_name()
             status = qmp.query_status().get("status")
     except (QmpConnectError, QmpClosed):
         return None, False, None  # exiting right now, or its socket is gone: not running as this VM
     except QmpTimeout as exc:
         # Never treat it as stopped: a second QEMU on the same pidfile and disks would follow.
-        raise QemuInitError("VM %s: QEMU pid %d does not answer QMP on %s (%s); is another QMP client connected?"
-                            % (name, pid, run.qmp, exc.msg))
+        raise QemuInitError("VM %s: QEMU pid %d does not answer QMP on %s (%s); is another QMP client connected to it, "
+                            "or is QEMU hung?" % (name, pid, path, exc.msg)) from exc
     if answered != name:
         return None, False, None
     return pid, True, status
 
 
-def read_json(path):
-    """The JSON document in path, or None when there is no such file."""
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise QemuInitError("reading %s failed: %s" % (path, exc))
+def read_json(path, what="run-time record", vm=None):
+    """The JSON document in path, or None when there is no such file (_files.read_json)."""
+    return _read_json(path, what, vm)
 
 
 def kvm_check_once():
@@ -104,7 +102,7 @@ def launched_otherwise(run, desired):
     argv[0] is left out: the same qemu found at another path is not a reason to restart. A VM without a launch
     record (started by hand, or by an older release) is never reported.
     """
-    launched = (read_json(run.launch_record) or {}).get("argv")
+    launched = (read_json(run.launch_record, "launch record", run.name) or {}).get("argv")
     if not launched:
         return False
     return launched[1:] != (desired() if callable(desired) else desired)[1:]

@@ -13,14 +13,18 @@ from __future__ import annotations
 import os
 import typing as t
 
+from ansible_collections.qemu_init.qemu.plugins.module_utils._files import read_bytes
 
-def read_pidfile(path: str) -> int | None:
-    """The pid in `path`, or None when the file is missing, empty or not a number."""
-    try:
-        with open(path, "r") as handle:
-            text = handle.read().strip()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
+
+def read_pidfile(path: str, vm: str | None = None) -> int | None:
+    """The pid in `path`, or None when the file is missing, empty or not a number.
+
+    Anything else at the path (a directory, a FIFO, a file the user cannot read) is a clear error naming the
+    VM: taking it for "no pidfile" would start a second QEMU on the same disks.
+    """
+    data = read_bytes(path, "pidfile", vm, hint="QEMU writes it at start; remove what is there if no QEMU runs this VM",
+                      limit=4096)
+    text = (data or b"").strip()
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 

@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """VM spec -> qemu-system argv. Pure: no I/O except probing /dev/kvm for accel=auto.
 
-Always: -nodefaults -no-reboot -daemonize -pidfile -qmp unix:...; every NIC with an explicit
+Always: -nodefaults -no-reboot -daemonize -pidfile -qmp unix:... (twice: the lifecycle and the observer
+monitor, see _paths.RunPaths); every NIC with an explicit
 mac=, every disk with an explicit format=. Values that land inside QEMU's comma-separated
 option lists have their commas doubled (QEMU's escape), so a path or name can never smuggle
 in an option of its own.
@@ -107,6 +108,21 @@ def _address(prefix: str, value: str) -> str:
     return "%s.type=inet,%s.host=%s,%s.port=%s" % (prefix, prefix, esc(host), prefix, port)
 
 
+def _qmp_unix(path: str) -> str:
+    return "unix:%s,server=on,wait=off" % esc(path)
+
+
+def qmp_args(run_paths: RunPaths) -> list[str]:
+    """The -qmp options: the lifecycle monitor (qmp.sock), then the observer monitor (observe.sock)."""
+    return ["-qmp", _qmp_unix(run_paths.qmp), "-qmp", _qmp_unix(run_paths.observe)]
+
+
+def observer_socket(run_paths: RunPaths, argv: t.Sequence[str]) -> str:
+    """The socket observers use for a QEMU running with `argv` (its /proc cmdline): observe.sock, or qmp.sock
+    for a QEMU launched before the observer monitor existed (its argv has no such -qmp)."""
+    return run_paths.observe if _qmp_unix(run_paths.observe) in argv else run_paths.qmp
+
+
 def build_argv(spec: VmSpec, binary: str, run_paths: RunPaths, ports: dict[str, int], short_name: str, accel: str,
                ipv6_loopback: bool = False) -> list[str]:
     """The full argv to launch `spec`.
@@ -120,7 +136,7 @@ def build_argv(spec: VmSpec, binary: str, run_paths: RunPaths, ports: dict[str, 
         "-no-reboot",
         "-daemonize",
         "-pidfile", run_paths.pidfile,
-        "-qmp", "unix:%s,server=on,wait=off" % esc(run_paths.qmp),
+    ] + qmp_args(run_paths) + [
         "-accel", accel,
     ]
     if spec.machine:

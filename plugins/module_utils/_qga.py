@@ -134,9 +134,8 @@ class GuestAgent:
             osinfo = {}  # older agents
         interfaces = [interface_facts(i) for i in self.command("guest-network-get-interfaces") or []]
         interfaces = [i for i in interfaces if i["name"] != "lo"]
-        return dict(hostname=hostname,
-                    os=dict((k, osinfo.get(k)) for k in ("id", "name", "pretty-name", "version", "version-id",
-                                                          "kernel-release", "machine")) if osinfo else None,
+        keys = ("id", "name", "pretty-name", "version", "version-id", "kernel-release", "machine")
+        return dict(hostname=hostname, os=dict((k, osinfo.get(k)) for k in keys) if osinfo else None,
                     interfaces=interfaces, addresses=[a for i in interfaces for a in i["addresses"]])
 
 

@@ -21,11 +21,13 @@ import fcntl
 import hashlib
 import os
 import re
-import tempfile
 import typing as t
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CfgError, CfgFile
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
+
+# atomic_write lives in _files, next to the reader; the modules that save the registry also take it from here.
+from ansible_collections.qemu_init.qemu.plugins.module_utils._files import FileReadError, atomic_write, read_text
 from ansible_collections.qemu_init.qemu.plugins.module_utils._mac import normalize_mac
 from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import check_short_name, check_vm_name
 
@@ -90,10 +92,9 @@ def default_short_name(name: str) -> str:
 def read_monitor_base(config_dir: str) -> int:
     """Base monitor port from monitor.conf (`MONPORT="30320"`, or a bare number); default 30320."""
     path = os.path.join(config_dir, MONITOR_CONF)
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
+    text = read_text(path, "monitor base port file", hint='make it a file holding MONPORT="<port>", or remove it for the '
+                     "default %d (docs/macs-and-ports.md)" % DEFAULT_MONITOR_BASE)
+    if text is None:
         return DEFAULT_MONITOR_BASE
     value = None
     bare = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
@@ -279,12 +280,9 @@ class Registry:
 
     def _read_text(self) -> str:
         try:
-            with open(self.path, "r", encoding="utf-8") as handle:
-                return handle.read()
-        except FileNotFoundError:
-            return ""
-        except UnicodeDecodeError as exc:
-            raise RegistryError("%s: not UTF-8 text (%s); the registry is damaged: see docs/registry.md (recovery)" % (self.path, exc)) from exc
+            return read_text(self.path, "registry", hint="the registry is damaged: see docs/registry.md (recovery)") or ""
+        except FileReadError as exc:
+            raise RegistryError(exc.msg) from exc
 
     @contextlib.contextmanager
     def locked(self, create: bool = True) -> collections.abc.Iterator[RegistryState]:
@@ -304,31 +302,3 @@ class Registry:
     def save(self, state: RegistryState) -> None:
         """Write the state atomically (call it while holding locked())."""
         atomic_write(self.path, state.render(), mode=0o644)
-
-
-def atomic_write(path: str, text: str, mode: int = 0o644) -> None:
-    """Replace `path` with `text`: temp file in the same directory, fsync, rename, fsync dir.
-
-    On any failure the old file is untouched and the temp file removed.
-    """
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise QemuInitError("writing %s failed: %s" % (path, exc.strerror or exc)) from exc
-        raise
-    with contextlib.suppress(OSError):
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)

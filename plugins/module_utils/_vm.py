@@ -23,16 +23,11 @@ import signal
 import time
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError
-from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand, plan_bridge, plan_tap
-from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import Launchable, launch_waves
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import CFG_SUFFIX, RunPaths, cfg_path, vms_dir
-from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import listening_tcp_ports
-from ansible_collections.qemu_init.qemu.plugins.module_utils._process import (
-    is_live_qemu,
-    proc_cmdline,
-    proc_state,
-)
+from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import Launchable, launch_waves
+from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import ListeningPorts
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
     PROBE_PARALLEL,
     QMP_TIMEOUT,
@@ -43,10 +38,17 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
     read_json,
     restart_required,
 )
+from ansible_collections.qemu_init.qemu.plugins.module_utils._process import (
+    is_live_qemu,
+    proc_cmdline,
+    proc_state,
+    read_pidfile,
+)
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import observer_socket
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpClosed, QmpConnectError, QmpTimeout
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Registry, atomic_write, ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import check_vm_name
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import load_cfg_file
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import parse_cfg_text, read_cfg_text
 
 # A power-button press that arrives before the guest's ACPI handler is up is lost (measured with
 # the test guest), so the press is repeated until the guest goes down or the timeout ends.
@@ -60,6 +62,9 @@ CONNECT_WAIT = 2.0
 CONNECT_POLL = 0.1
 # Without a pidfd (Python < 3.9 or kernel < 5.3), exit is noticed by polling /proc this often.
 PROC_POLL = 0.05
+# A call waiting for another call's stop of a VM looks this often whether that call let go of it (gave up or
+# died) while the VM still runs; the exit itself is seen at once (pidfd).
+JOIN_POLL = 0.25
 # In run_dir: held while VMs are launched, so two runs never start the same VM twice.
 START_LOCK = ".qemu-init.start.lock"
 # A batch launches this many QEMUs at a time (2 per core, at least 4): each spends ~50 ms initialising before
@@ -89,7 +94,7 @@ class VmRecord:
         return (self.spec.serial_log if self.spec else None) or self.run.serial_log
 
     def made_links(self):
-        return read_json(os.path.join(self.run.dir, "links.json")) or {}
+        return read_json(os.path.join(self.run.dir, "links.json"), "record of the taps made", self.name) or {}
 
 
 def netdev_connected(info_network, index, backend):
@@ -171,7 +176,15 @@ class VmManager:
             files = []
         for fname in files:
             if fname.endswith(CFG_SUFFIX) and fname[:-len(CFG_SUFFIX)] not in names:
-                names.append(fname[:-len(CFG_SUFFIX)])
+                stem = fname[:-len(CFG_SUFFIX)]
+                try:
+                    check_vm_name(stem, "name")
+                except ParameterError as exc:
+                    # Not "name: ...": no name was given; a file in the directory is what is wrong.
+                    raise QemuInitError("%s: the file name does not give a VM name (%s); rename it to <NAME>-qemu.cfg after "
+                                        "the NAME it holds, or move it out of %s"
+                                        % (os.path.join(vms_dir(self.config_dir), fname), exc.problem, vms_dir(self.config_dir))) from exc
+                names.append(stem)
         return names
 
     def load(self, names, need_cfg=True):
@@ -185,12 +198,13 @@ class VmManager:
                 continue
             seen.add(name)
             path = cfg_path(self.config_dir, name)
-            spec, text = None, None
-            if os.path.exists(path):
+            spec = None
+            text = read_cfg_text(path, name)  # None when there is no file; anything unreadable raises, naming it
+            if text is not None:
                 try:
-                    cfg, spec = load_cfg_file(path)
+                    cfg, spec = parse_cfg_text(text, path)
                 except CfgError as exc:
-                    raise QemuInitError("cannot read the cfg file of VM %s: %s; %s" % (name, exc.msg, DAMAGED_CFG_HINT))
+                    raise QemuInitError("cannot read the cfg file of VM %s: %s; %s" % (name, exc.msg, DAMAGED_CFG_HINT)) from exc
                 text = cfg.render()
                 if spec.name != name:
                     raise QemuInitError("%s: NAME is %r but the file belongs to VM %r; fix NAME or rename the file" % (path, spec.name, name))
@@ -198,9 +212,9 @@ class VmManager:
                 raise QemuInitError("VM %s has no cfg file (%s); create it with qemu_init.qemu.vm_config" % (name, path))
             records.append(VmRecord(name, entry, spec, text, RunPaths(self.run_dir, name)))
         # A probe mostly waits for its QEMU's QMP answers: many VMs are probed side by side.
-        for _record, _result, exc in each(self.probe, records, PROBE_PARALLEL):
-            if exc is not None:
-                raise exc
+        for _record, _result, error in each(self.probe, records, PROBE_PARALLEL):
+            if error is not None:
+                raise error
         return records
 
     def probe(self, record):
@@ -250,7 +264,7 @@ class VmManager:
             # O_CLOEXEC: a QEMU launched while we hold it must not inherit (and keep) the lock.
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            raise QemuInitError("cannot open the start lock %s: %s" % (path, exc.strerror))
+            raise QemuInitError("cannot open the start lock %s: %s" % (path, exc.strerror)) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -298,10 +312,11 @@ class VmManager:
         if not missing:
             return []
         with self.registry.locked() as state:
-            listening = listening_tcp_ports()
+            listening = ListeningPorts(self.module)  # in each VM's own network namespace
             for record in missing:
                 record.entry = state.resolve(record.name) or state.plan_register(
-                    record.name, None, record.spec.macs(), frozenset(listening) | frozenset(record.spec.listened_tcp_ports()))
+                    record.name, None, record.spec.macs(),
+                    listening.get(record.spec.netns) | frozenset(record.spec.listened_tcp_ports()))
                 state.put(record.entry)
             self.registry.save(state)
         return [r.name for r in missing]
@@ -320,8 +335,8 @@ class VmManager:
         Returns {vm name: [links created for it]} so that a failed launch or `absent` removes
         exactly what we made, never a tap or bridge the operator made.
         """
-        made = {}
-        by_netns = {}
+        made: dict[str, list[str]] = {}
+        by_netns: dict[str | None, list[VmRecord]] = {}
         for record in records:
             by_netns.setdefault(record.spec.netns, []).append(record)
         for netns, group in by_netns.items():
@@ -376,7 +391,7 @@ class VmManager:
                         "VM %s nics[%d] (mcast %s): %s has no route to the multicast group %s, so QEMU could not join "
                         "it ('No such device'); set nics[%d].localaddr (127.0.0.1 for a bus between VMs on this host) "
                         "or add a multicast route (ip route add 224.0.0.0/4 dev IFACE)"
-                        % (record.name, i - 1, nic.mcast, where, group, i - 1))
+                        % (record.name, i - 1, nic.mcast, where, group, i - 1)) from None
 
     def _remove_links(self, netns, taps):
         if not taps:
@@ -398,7 +413,7 @@ class VmManager:
         os.makedirs(self.run_dir, mode=0o755, exist_ok=True)
         os.makedirs(run.dir, mode=0o700, exist_ok=True)
         os.chmod(run.dir, 0o700)
-        for stale in (run.pidfile, run.qmp, run.console, run.launch_record):
+        for stale in (run.pidfile, run.qmp, run.observe, run.console, run.launch_record):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(stale)
         # Keep the previous boot's console as .1 so markers read after a start are from this boot.
@@ -418,12 +433,12 @@ class VmManager:
         # set in the child only: launches run side by side in threads, a process-wide umask would race.
         rc, out, err = self.module.run_command(cmd, check_rc=False, umask=0o077)
         if rc != 0:
-            for leftover in (run.pidfile, run.qmp):
+            for leftover in (run.pidfile, run.qmp, run.observe):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(leftover)
             raise QemuInitError("starting VM %s failed (qemu exit status %d): %s" % (record.name, rc, (err or out).strip()),
                                 rc=rc, stderr=err, stdout=out, cmd=cmd)
-        for socket_path in (run.qmp, run.console):
+        for socket_path in (run.qmp, run.observe, run.console):
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(socket_path, 0o600)
         digest = hashlib.sha256((record.cfg_text or "").encode("utf-8")).hexdigest()
@@ -473,49 +488,65 @@ class VmManager:
 
         ACPI system_powerdown is pressed, and pressed again every POWERDOWN_RESEND seconds; exit is
         seen through events (pidfd readable, QMP SHUTDOWN or EOF), never by sleeping. After the
-        timeout, with force the ladder is quit -> SIGTERM -> SIGKILL; without it, QemuInitError.
+        timeout, with force the ladder is quit -> SIGTERM -> SIGKILL; without it, StopTimeout.
+
+        A VM whose stop lock another call holds (it is stopping that VM right now) is not pressed: this
+        call waits for that stop (method `joined`), and takes over if that call lets go of a VM still running.
+        How the VM went down is read from QEMU's SHUTDOWN event where we see one (_Stopping.outcome).
         """
-        waiters = []
-        for record in records:
-            if record.running:
-                # Pressed as soon as connected: the first guests shut down while we connect to the next ones.
-                waiters.append(_Stopping(record))
-                waiters[-1].press()
-        _wait_exit(waiters, timeout, on_tick=lambda w, now: w.press() if now - w.last_press >= POWERDOWN_RESEND else None)
-        pending = [w for w in waiters if not w.done]
-        if pending and not force:
+        waiters, pending = [], []
+        try:
+            for record in records:
+                if record.running:
+                    # Pressed as soon as connected: the first guests shut down while we connect to the next ones.
+                    waiters.append(_Stopping(record))
+                    if not waiters[-1].joined:
+                        waiters[-1].press()
+            _wait_exit(waiters, timeout)
+            pending = [w for w in waiters if not w.done]
+            if pending and not force:
+                self._finish(waiters)
+                raise StopTimeout(_timeout_message(pending, timeout), results=dict((w.record.name, w.result()) for w in waiters))
+            for method, action, wait in _LADDER:
+                if not pending:
+                    break
+                for w in pending:
+                    if not w.joined:  # a stop another call holds is left to it (taken over when it lets go)
+                        w.method = method
+                        action(w)
+                _wait_exit(pending, wait, rung=(method, action))
+                pending = [w for w in pending if not w.done]
+            self._finish(waiters)
+        finally:
             for w in waiters:
                 w.close()
-                if w.done:
-                    self._after_exit(w.record)
-            raise StopTimeout(
-                "%s did not power off within %g s after ACPI system_powerdown (pressed %s); still running. The guest may not "
-                "handle the power button (acpid); set force: true to escalate to quit, SIGTERM and SIGKILL"
-                % (", ".join("VM %s" % w.record.name for w in pending), timeout, ", ".join(str(w.presses) for w in pending)),
-                results=dict((w.record.name, w.result()) for w in waiters))
-        for method, action, wait in (("quit", _Stopping.quit, QUIT_WAIT),
-                                     ("sigterm", lambda w: w.signal(signal.SIGTERM), SIGTERM_WAIT),
-                                     ("sigkill", lambda w: w.signal(signal.SIGKILL), SIGKILL_WAIT)):
-            if not pending:
-                break
-            for w in pending:
-                w.method = method
-                action(w)
-            _wait_exit(pending, wait)
-            pending = [w for w in pending if not w.done]
-        for w in waiters:
-            w.close()
-            if w.done:
-                self._after_exit(w.record)
         if pending:
-            survivors = ", ".join("%s (pid %s)" % (w.record.name, w.pid) for w in pending)
-            raise QemuInitError("VM %s survived SIGKILL" % survivors)
+            survivors = [w for w in pending if not w.joined]
+            msgs = []
+            if survivors:
+                msgs.append("VM %s survived SIGKILL" % ", ".join("%s (pid %s)" % (w.record.name, w.pid) for w in survivors))
+            if len(survivors) < len(pending):
+                msgs.append(_joined_message([w for w in pending if w.joined], timeout + _LADDER_SECONDS))
+            raise StopTimeout("; ".join(msgs), results=dict((w.record.name, w.result()) for w in waiters))
         return dict((w.record.name, w.result()) for w in waiters)
 
-    def _after_exit(self, record):
-        for path in (record.run.pidfile, record.run.qmp, record.run.launch_record):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+    def _finish(self, waiters):
+        """Tidy the run dirs of the VMs that exited; the call that held a VM's stop does it, before letting go."""
+        for w in waiters:
+            w.close_session()
+            if w.done:
+                self._after_exit(w.record, tidy=not w.joined)
+            w.release()
+
+    def _after_exit(self, record, tidy=True):
+        """The VM's QEMU exited: forget it, and (tidy) remove its pidfile, sockets and launch record.
+
+        Only while the pidfile still names the QEMU that exited: a run that restarted the VM meanwhile owns them.
+        """
+        if tidy and read_pidfile(record.run.pidfile) in (None, record.pid):
+            for path in (record.run.pidfile, record.run.qmp, record.run.observe, record.run.launch_record):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
         record.running, record.pid, record.status = False, None, None
 
     # --- removing ------------------------------------------------------------------------
@@ -537,7 +568,7 @@ class VmManager:
 
     def remove_runtime(self, records):
         """Remove the taps the collection made for stopped VMs and their run dirs (not cfg files, not the registry)."""
-        taps = {}
+        taps: dict[str | None, list[str]] = {}
         for record in records:
             links = record.made_links()
             taps.setdefault(links.get("netns"), []).extend(links.get("taps") or [])
@@ -556,22 +587,110 @@ class StopTimeout(QemuInitError):
         self.results = results
 
 
+# The cause in QEMU's SHUTDOWN event when the guest went down by itself (with -no-reboot a reboot ends QEMU
+# too), and the causes our own force ladder produces. Anything else while we stop a VM is not our doing.
+_GUEST_SHUTDOWN = ("guest-shutdown", "guest-reset")
+_SHUTDOWN_BY = {"host-qmp-quit": "quit", "host-signal": "sigterm"}
+
+
+def _timeout_message(pending, timeout):
+    msgs = []
+    pressed = [w for w in pending if not w.joined]
+    if pressed:
+        msgs.append("%s did not power off within %g s after ACPI system_powerdown (pressed %s); still running. The guest may "
+                    "not handle the power button (acpid); set force: true to escalate to quit, SIGTERM and SIGKILL"
+                    % (", ".join("VM %s" % w.record.name for w in pressed), timeout, ", ".join(str(w.presses) for w in pressed)))
+    if len(pressed) < len(pending):
+        msgs.append(_joined_message([w for w in pending if w.joined], timeout))
+    return "; ".join(msgs)
+
+
+def _joined_message(joined, seconds):
+    return ("%s: another call is stopping %s (it holds %s) and %s not exit within %g s; still running"
+            % (", ".join("VM %s" % w.record.name for w in joined), "them" if len(joined) > 1 else "it",
+               ", ".join(w.record.run.stop_lock for w in joined), "they did" if len(joined) > 1 else "it did", seconds))
+
+
 class _Stopping:
-    """One VM being stopped: its QMP session, pidfd, presses and outcome."""
+    """One VM being stopped by this call: its stop lock, lifecycle QMP session, pidfd, presses and outcome.
+
+    The call that holds the VM's stop lock (run dir, flock) presses and escalates; a second call finds it held,
+    is `joined`, and only waits for the exit, looking every JOIN_POLL s whether the first call let go (it gave
+    up, or died) while the VM still runs: then it takes over. The holder keeps a QMP session open on the
+    lifecycle socket until the exit, to see QEMU's SHUTDOWN event and its cause: that tells a guest that
+    powered off from a QEMU that vanished (SIGKILL, a crash) or was ended by someone else. A VM launched before
+    the observer monitor existed has only qmp.sock, which observers need too: it is not held, each press
+    connects for one command, and its outcome is the rung we were on.
+    """
 
     def __init__(self, record):
         self.record = record
         self.pid = record.pid
         self.t0 = time.monotonic()
-        self.last_press = self.t0
+        self.last_press = self.last_look = self.t0
         self.presses = 0
-        self.method = "acpi"
+        self.method = "acpi"        # the rung we are on
+        self.sent = set()           # what this call did to QEMU beyond pressing: quit, sigterm, sigkill
         self.done = False
         self.seconds = None
-        self.shutdown_seen = False
+        self.shutdown = None        # the data of QEMU's SHUTDOWN event, once seen
+        self.qmp = None             # the held lifecycle session
+        self.watched = False        # a session was held from before the exit: no SHUTDOWN then means something
+        self.lock_fd = None
+        self.hold = observer_socket(record.run, proc_cmdline(self.pid)) != record.run.qmp
         self.pidfd = _pidfd(self.pid)
+        self.joined = not self._lock()
+        if not self.joined:
+            self._connect()
+
+    # -- the stop lock --------------------------------------------------------------------
+    def _lock(self):
+        """Take the VM's stop lock without waiting; False while another call holds it."""
+        if self.lock_fd is None:
+            try:
+                # O_CLOEXEC: a QEMU this process launches later (restarted) must not inherit the lock.
+                self.lock_fd = os.open(self.record.run.stop_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except FileNotFoundError:
+                return False  # the run dir is gone: another call stopped and removed the VM
+            except OSError as exc:
+                raise QemuInitError("VM %s: cannot open the stop lock %s: %s" % (self.record.name, self.record.run.stop_lock, exc.strerror)) from exc
         try:
-            self.qmp = QmpClient(record.run.qmp, timeout=QMP_TIMEOUT)
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def tick(self, now, rung=None):
+        """Called while waiting: the holder presses again when due (rung None); a joined waiter looks whether
+        the other call let go, and if the VM still runs, takes over: presses, or applies the ladder's rung."""
+        if self.joined:
+            if now - self.last_look < JOIN_POLL:
+                return
+            self.last_look = now
+            if not self._lock() or self.check_exit():
+                return  # still theirs, or gone (then it stays `joined`: their stop, or whatever ended it)
+            self.joined = False
+            self._connect()
+            if rung is None:
+                self.press()
+            else:
+                self.method = rung[0]
+                rung[1](self)
+        elif rung is None and now - self.last_press >= POWERDOWN_RESEND:
+            self.press()
+
+    def next_tick(self, rung=None):
+        if self.joined:
+            return self.last_look + JOIN_POLL
+        return self.last_press + POWERDOWN_RESEND if rung is None else float("inf")
+
+    # -- QMP --------------------------------------------------------------------------------
+    def _connect(self):
+        if not self.hold:
+            return
+        try:
+            self.qmp = QmpClient(self.record.run.qmp, timeout=QMP_TIMEOUT)
+            self.watched = True
         except (QmpConnectError, QmpClosed, QmpTimeout):
             self.qmp = None  # it may be exiting right now; the pidfd or /proc will tell
 
@@ -581,18 +700,24 @@ class _Stopping:
             self.presses += 1
 
     def quit(self):
-        if self.qmp is None or self.qmp.closed:
-            with contextlib.suppress(QmpConnectError, QmpClosed, QmpTimeout):
-                self.qmp = QmpClient(self.record.run.qmp, timeout=QMP_TIMEOUT)
+        self.sent.add("quit")
         self._command("quit")
 
     def _command(self, name):
-        if self.qmp is None or self.qmp.closed:
-            return False
+        if self.qmp is not None:
+            if self.qmp.closed:
+                return False
+            try:
+                self.qmp.command(name)
+                return True
+            except (QmpClosed, QmpTimeout):
+                return False
+        # No session held: one connection for this command, so the socket is free again right after.
         try:
-            self.qmp.command(name)
+            with QmpClient(self.record.run.qmp, timeout=min(QMP_TIMEOUT, POWERDOWN_RESEND)) as qmp:
+                qmp.command(name)
             return True
-        except (QmpClosed, QmpTimeout):
+        except (QmpConnectError, QmpClosed, QmpTimeout):
             return False
 
     def signal(self, signum):
@@ -600,7 +725,9 @@ class _Stopping:
         if is_live_qemu(self.pid) and self.record.run.pidfile in proc_cmdline(self.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signum)
+                self.sent.add("sigkill" if signum == signal.SIGKILL else "sigterm")
 
+    # -- waiting ------------------------------------------------------------------------------
     def fds(self):
         fds = []
         if self.pidfd is not None:
@@ -611,9 +738,14 @@ class _Stopping:
 
     def on_readable(self, fd):
         if self.qmp is not None and fd == self.qmp.fileno():
-            events = self.qmp.read_available()
-            if any(e.get("event") == "SHUTDOWN" for e in events):
-                self.shutdown_seen = True
+            self._take_events()
+
+    def _take_events(self):
+        if self.qmp is None:
+            return
+        for event in self.qmp.read_available():
+            if event.get("event") == "SHUTDOWN" and self.shutdown is None:
+                self.shutdown = event.get("data") or {}
 
     def check_exit(self):
         """Has the process exited? A pidfd says so exactly; without one, /proc (a zombie counts)."""
@@ -626,36 +758,77 @@ class _Stopping:
         if exited:
             self.done = True
             self.seconds = round(time.monotonic() - self.t0, 3)
+            if self.qmp is not None:
+                # QEMU wrote its SHUTDOWN event before it exited: it is in the socket now, with the EOF.
+                self._take_events()
         return exited
 
     def needs_polling(self):
         return self.pidfd is None
 
-    def result(self):
-        return (self.method, self.seconds) if self.done else (None, None)
+    def outcome(self):
+        """stop_method of a VM that exited, from what we did and what QEMU said."""
+        if self.joined:
+            return "joined"  # another call held the stop until the end
+        if "sigkill" in self.sent:
+            return "sigkill"
+        if self.shutdown is not None:
+            cause = self.shutdown.get("reason")
+            if cause in _GUEST_SHUTDOWN:
+                return "acpi"
+            if _SHUTDOWN_BY.get(cause) in self.sent:
+                return self.method  # our quit or SIGTERM; the last rung it took
+            return "external"  # quit through another monitor, a signal from elsewhere, a guest panic...
+        if self.watched or not (self.presses or self.sent):
+            # Gone without a SHUTDOWN event and not by our SIGKILL (killed, crashed), or before anything of ours
+            # reached it.
+            return "external"
+        return self.method  # nothing to tell by (no session): the rung we were on
 
-    def close(self):
+    def result(self):
+        return (self.outcome(), self.seconds) if self.done else (None, None)
+
+    def close_session(self):
         if self.qmp is not None:
             self.qmp.close()
+
+    def release(self):
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)  # closing the last fd of the open file lets go of the flock
+            self.lock_fd = None
+
+    def close(self):
+        self.close_session()
+        self.release()
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
 
 
-def _wait_exit(waiters, timeout, on_tick=None):
-    """Wait until every waiter's process exited or timeout passed; events, not sleeps."""
+_LADDER = (("quit", _Stopping.quit, QUIT_WAIT),
+           ("sigterm", lambda w: w.signal(signal.SIGTERM), SIGTERM_WAIT),
+           ("sigkill", lambda w: w.signal(signal.SIGKILL), SIGKILL_WAIT))
+_LADDER_SECONDS = QUIT_WAIT + SIGTERM_WAIT + SIGKILL_WAIT
+
+
+def _wait_exit(waiters, timeout, rung=None):
+    """Wait until every waiter's process exited or timeout passed; events, not sleeps.
+
+    rung None is the ACPI phase (presses repeated); else (method, action) of the force ladder's rung, which a
+    joined waiter that takes over meanwhile applies at once.
+    """
     deadline = time.monotonic() + timeout
     while True:
         pending = [w for w in waiters if not w.check_exit()]
         now = time.monotonic()
         if not pending or now >= deadline:
             return
-        if on_tick is not None:
-            for w in pending:
-                on_tick(w, now)
-        wait = deadline - now
-        if on_tick is not None:
-            wait = min(wait, min(w.last_press + POWERDOWN_RESEND for w in pending) - now)
+        for w in pending:
+            w.tick(now, rung)
+        pending = [w for w in pending if not w.done]
+        if not pending:
+            continue
+        wait = min([deadline - now] + [w.next_tick(rung) - now for w in pending])
         if any(w.needs_polling() for w in pending):
             wait = min(wait, PROC_POLL)
         owners = {}

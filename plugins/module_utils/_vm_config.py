@@ -12,7 +12,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._autostart import D
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError, CfgFile
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths, cfg_path, vms_dir
-from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import listening_tcp_ports
+from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import ListeningPorts
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
     PROBE_PARALLEL,
     each,
@@ -24,7 +24,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._process import is_
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu_help import QemuDevices
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Registry, atomic_write, ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import check_short_name, check_vm_name
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params, parse_cfg_text
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params, parse_cfg_text, read_cfg_text
 
 SPEC_PARAMS = (
     "name", "os", "memory", "cpus", "machine", "accel", "disks", "cdroms", "kernel", "initrd", "append", "nics",
@@ -32,19 +32,15 @@ SPEC_PARAMS = (
 )
 
 
-def _read_text(path):
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-    except UnicodeDecodeError as exc:
-        raise CfgError("%s: not UTF-8 text (%s); %s" % (path, exc, DAMAGED_CFG_HINT))
-    except OSError as exc:
-        raise QemuInitError("reading %s failed: %s" % (path, exc))
+def _read_text(path, name):
+    """VM name's cfg file text, or None when it has none (_vmspec.read_cfg_text)."""
+    return read_cfg_text(path, name)
 
 
 def describe_nics(spec, short_name):
+    """The NICs of spec as the modules report them. A VM not registered yet (a hand-written cfg file) has no short
+    name: its MACs are known (the rule needs only NAME, OS and the NIC number), a tap NIC's tap only when the file
+    names it (NICx_TAP), else null until a start or vm_config registers the VM."""
     return [
         dict(
             index=i,
@@ -53,7 +49,7 @@ def describe_nics(spec, short_name):
             backend=nic.backend,
             mac=spec.nic_mac(i),
             mac_source="explicit" if nic.mac else "derived",
-            tap=spec.nic_tap(i, short_name),
+            tap=spec.nic_tap(i, short_name) if short_name or nic.tap else None,
             bridge=spec.nic_bridge(i),
             # The backend's own settings; null (hostfwd: []) where the backend has none.
             listen=nic.listen,
@@ -100,9 +96,9 @@ def _item_errors(prefix, label):
     try:
         yield
     except ParameterError as exc:
-        raise ParameterError(prefix + exc.param, exc.problem)
+        raise ParameterError(prefix + exc.param, exc.problem) from exc
     except QemuInitError as exc:
-        raise QemuInitError("%s (%s): %s" % (prefix.rstrip("."), label, exc.msg), **exc.details)
+        raise QemuInitError("%s (%s): %s" % (prefix.rstrip("."), label, exc.msg), **exc.details) from exc
 
 
 class _Change:
@@ -290,7 +286,7 @@ class VmConfig:
         again on what it reads under the lock."""
         path = cfg_path(self.config_dir, spec.name)
         try:
-            before = _read_text(path)
+            before = _read_text(path, spec.name)
             return before is None or spec.render_onto(CfgFile.parse(before, path)) != before
         except QemuInitError:
             return True  # a damaged file is reported when it is planned
@@ -302,7 +298,7 @@ class VmConfig:
         if self._devices is None:
             binary = self.module.get_bin_path(self.params["qemu_binary"], required=False)
             self._devices = QemuDevices(self.module, binary) if binary else False
-        if self._devices:
+        if isinstance(self._devices, QemuDevices):
             self._devices.check_nic_models(spec, lambda i: "nics[%d].model" % (i - 1))
 
     def _with_registry(self, action):
@@ -318,9 +314,10 @@ class VmConfig:
         return changes
 
     def _plan(self, reg, prepared, running_ok=False):
-        listening = []  # the host's listening ports, read once, and only when a new VM needs a slot
+        # The ports listened on in each VM's network namespace: read once per namespace, and only when a new VM needs a slot.
+        listening = ListeningPorts(self.module)
         changes = []
-        seen = {}
+        seen: dict[str, str] = {}
         for prefix, params, spec in prepared:
             with _item_errors(prefix, params["name"]):
                 if spec is None:
@@ -341,21 +338,19 @@ class VmConfig:
             spec = self._spec(params, entry_now.name)
         else:
             entry_now = reg.get(spec.name)
-        if entry_now is None and not listening:
-            listening.append(frozenset(listening_tcp_ports()))
         path = cfg_path(self.config_dir, spec.name)
-        before = _read_text(path)
+        before = _read_text(path, spec.name)
         try:
             existing = CfgFile.parse(before, path) if before is not None else None  # a damaged file stops us here
         except CfgError as exc:
-            raise CfgError("%s; %s" % (exc.msg, DAMAGED_CFG_HINT))
+            raise CfgError("%s; %s" % (exc.msg, DAMAGED_CFG_HINT)) from exc
         after = spec.render_onto(existing)
         if after != before and spec.name not in self._models_checked:
             self._check_nic_models(spec)  # the file changed since _cfg_would_change looked, or `name` was a short name
         own = spec.listened_tcp_ports()
         # A new VM's slot also avoids the ports its own NICs will listen on.
         entry = reg.plan_register(spec.name, params.get("short_name"), spec.macs(),
-                                  listening=(listening[0] | frozenset(own)) if entry_now is None else ())
+                                  listening=(listening.get(spec.netns) | frozenset(own)) if entry_now is None else ())
         ports = ports_info(reg.base, entry.slot)
         for port, label in ((ports["monitor_port"], "monitor_tcp"), (ports["control_port"], "monitor_tcp"), (ports["vnc_port"], "vnc")):
             if port in own and getattr(spec, label):
@@ -379,8 +374,8 @@ class VmConfig:
         entry = reg.resolve(params["name"])
         name = entry.name if entry else params["name"]
         path = cfg_path(self.config_dir, name)
-        before = _read_text(path)
-        pid = read_pidfile(RunPaths(self.run_dir, name).pidfile)
+        before = _read_text(path, name)
+        pid = read_pidfile(RunPaths(self.run_dir, name).pidfile, name)
         if not running_ok and (before is not None or entry) and is_live_qemu(pid):
             raise ParameterError("state", "VM %s is running (pid %d); stop and remove it with qemu_init.qemu.vm state=absent" % (name, pid))
         if entry is not None:
@@ -392,7 +387,7 @@ class VmConfig:
             try:
                 os.makedirs(vms_dir(self.config_dir), mode=0o755, exist_ok=True)
             except OSError as exc:
-                raise QemuInitError("creating %s failed: %s" % (vms_dir(self.config_dir), exc.strerror or exc))
+                raise QemuInitError("creating %s failed: %s" % (vms_dir(self.config_dir), exc.strerror or exc)) from exc
         done = []
         try:
             for change in changes:
@@ -413,5 +408,5 @@ class VmConfig:
                     not_restored.append(change.path)
             what = "cfg file%s of %s" % ("s" if len(done) > 1 else "", ", ".join(c.name for c in done))
             if not_restored:
-                raise QemuInitError("%s; restoring the %s failed for %s" % (exc.msg, what, ", ".join(not_restored)), **exc.details)
-            raise QemuInitError("%s; the %s restored, nothing changed" % (exc.msg, what), **exc.details)
+                raise QemuInitError("%s; restoring the %s failed for %s" % (exc.msg, what, ", ".join(not_restored)), **exc.details) from exc
+            raise QemuInitError("%s; the %s restored, nothing changed" % (exc.msg, what), **exc.details) from exc

@@ -8,6 +8,8 @@ from __future__ import annotations
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import cfg_path
 from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import Found, plan
+from ansible_collections.qemu_init.qemu.plugins.module_utils._process import proc_cmdline
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import observer_socket
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import QMP_TIMEOUT, StopTimeout, VmManager
@@ -39,8 +41,8 @@ def converge(module):
                                  stop_seconds=None, start_seconds=None, restart_required=False)) for r in records)
 
     wants_restart_check = state in ("started", "present")
-    steps = plan(Found(r.name, state, r.running, wants_restart_check and manager.restart_required(r), manager.exists(r))
-                 for r in records).steps
+    steps = plan((Found(r.name, state, r.running, wants_restart_check and manager.restart_required(r), manager.exists(r))
+                  for r in records), params["restart_on_change"]).steps
     by_name = dict((r.name, r) for r in records)
     to_stop = [by_name[s.name] for s in steps if s.stop]
     to_start = [by_name[s.name] for s in steps if s.start]
@@ -56,12 +58,14 @@ def converge(module):
             except StopTimeout as exc:
                 for name, (method, seconds) in exc.results.items():
                     results[name].update(stop_method=method, stop_seconds=seconds, running=method is None)
-                    results[name]["changed"] = method is not None
+                    results[name]["changed"] = method not in (None, "joined")
                     if method is not None:
                         results[name]["pid"] = None
-                raise QemuInitError(exc.msg, vms=[_vm_result(results[r.name]) for r in records])
+                raise QemuInitError(exc.msg, vms=[_vm_result(results[r.name]) for r in records]) from exc
             for name, (method, seconds) in stopped.items():
                 results[name].update(stop_method=method, stop_seconds=seconds, running=False, pid=None)
+                if method == "joined" and state == "stopped":
+                    results[name]["changed"] = False  # another call stopped it; this one only waited for that
         if to_start:
             times = manager.start(to_start)
             for r in to_start:
@@ -96,7 +100,7 @@ def info(module):
                     cfg_path=cfg_path(manager.config_dir, r.name) if r.spec else None, serial_log=r.serial_log,
                     netns=r.spec.netns if r.spec else None,
                     vnc=r.spec.vnc if r.spec else None, monitor_tcp=r.spec.monitor_tcp if r.spec else None,
-                    nics=describe_nics(r.spec, r.short_name) if r.spec and r.short_name else [],
+                    nics=describe_nics(r.spec, r.short_name) if r.spec else [],
                     restart_required=manager.restart_required(r))
         if r.entry:
             item.update(ports_info(base, r.entry.slot))
@@ -126,7 +130,8 @@ def monitor(module):
         result["skipped"] = True
         result["msg"] = "not sent in check mode: the command may change the VM"
         return result
-    with QmpClient(record.run.qmp, timeout=QMP_TIMEOUT) as qmp:
+    # The observer monitor, held for this one command: the lifecycle one may be held by a stop in progress.
+    with QmpClient(observer_socket(record.run, proc_cmdline(record.pid)), timeout=QMP_TIMEOUT) as qmp:
         if params.get("command") is not None:
             output = qmp.hmp(params["command"])
             first = output.strip().splitlines()[0] if output.strip() else ""
@@ -138,5 +143,5 @@ def monitor(module):
             try:
                 result["return"] = qmp.command(params["qmp"], params.get("arguments") or None)
             except QmpError as exc:
-                raise QemuInitError("QMP command %s failed on VM %s: %s: %s" % (params["qmp"], record.name, exc.error_class, exc.desc))
+                raise QemuInitError("QMP command %s failed on VM %s: %s: %s" % (params["qmp"], record.name, exc.error_class, exc.desc)) from exc
     return result

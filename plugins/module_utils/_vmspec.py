@@ -15,10 +15,10 @@ import ipaddress
 import re
 import shlex
 from dataclasses import dataclass, field
-from typing import List, Optional
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CfgError, CfgFile, numbered
+from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CFG_FILE_HINT, DAMAGED_CFG_HINT, CfgError, CfgFile, numbered
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._files import FileReadError, read_text
 from ansible_collections.qemu_init.qemu.plugins.module_utils._mac import derive_mac, normalize_mac
 from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import (
     check_absolute_path,
@@ -117,49 +117,49 @@ class DiskSpec:
 class NicSpec:
     model: str = DEFAULT_NIC_MODEL
     backend: str = DEFAULT_NIC_BACKEND
-    bridge: Optional[str] = None
-    tap: Optional[str] = None
-    listen: Optional[str] = None
-    connect: Optional[str] = None
-    mcast: Optional[str] = None
-    localaddr: Optional[str] = None
-    hub: Optional[int] = None
-    hostfwd: List[str] = field(default_factory=list)
+    bridge: str | None = None
+    tap: str | None = None
+    listen: str | None = None
+    connect: str | None = None
+    mcast: str | None = None
+    localaddr: str | None = None
+    hub: int | None = None
+    hostfwd: list[str] = field(default_factory=list)
     restrict: bool = False  # user: the guest reaches only slirp's own services and its host forwards
-    mac: Optional[str] = None  # explicit MAC; None means derived from NAME, OS and the NIC number
+    mac: str | None = None  # explicit MAC; None means derived from NAME, OS and the NIC number
 
 
 @dataclass
 class HubSpec:
     """A tap uplink joining QEMU hub `id` (the old -net "VLAN") to a bridge."""
     id: int
-    bridge: Optional[str] = None
-    tap: Optional[str] = None
+    bridge: str | None = None
+    tap: str | None = None
 
 
 @dataclass
 class VmSpec:
     name: str
     os: str = DEFAULT_OS
-    memory: Optional[int] = None
-    cpus: Optional[int] = None
-    machine: Optional[str] = None
+    memory: int | None = None
+    cpus: int | None = None
+    machine: str | None = None
     accel: str = DEFAULT_ACCEL
-    disks: List[DiskSpec] = field(default_factory=list)
-    cdroms: List[str] = field(default_factory=list)
-    kernel: Optional[str] = None
-    initrd: Optional[str] = None
-    append: Optional[str] = None
-    nics: List[NicSpec] = field(default_factory=list)
-    hubs: List[HubSpec] = field(default_factory=list)
+    disks: list[DiskSpec] = field(default_factory=list)
+    cdroms: list[str] = field(default_factory=list)
+    kernel: str | None = None
+    initrd: str | None = None
+    append: str | None = None
+    nics: list[NicSpec] = field(default_factory=list)
+    hubs: list[HubSpec] = field(default_factory=list)
     bridge: str = DEFAULT_BRIDGE
-    netns: Optional[str] = None
+    netns: str | None = None
     vnc: bool = False
     vnc_listen: str = DEFAULT_VNC_LISTEN
     monitor_tcp: bool = False
     autostart: bool = False
-    serial_log: Optional[str] = None
-    extra_args: List[str] = field(default_factory=list)
+    serial_log: str | None = None
+    extra_args: list[str] = field(default_factory=list)
 
     # --- derived facts -------------------------------------------------------------------
     def nic_mac(self, index):
@@ -196,7 +196,7 @@ class VmSpec:
 
     def listened_tcp_ports(self):
         """{port: what} of the TCP ports the VM's NICs listen on (socket/stream listen, tcp host forwards)."""
-        ports = {}
+        ports: dict[int, str] = {}
         for i, nic in enumerate(self.nics, start=1):
             if nic.backend in ("socket", "stream") and nic.listen and not nic.listen.startswith("unix:"):
                 ports.setdefault(int(nic.listen.rsplit(":", 1)[1]), "nics[%d].listen" % (i - 1))
@@ -398,7 +398,7 @@ def from_cfg(cfg, source="<cfg>", check_files=False):
     try:
         params["extra_args"] = shlex.split(d.get("EXTRA_ARGS") or "")
     except ValueError as exc:
-        raise ParameterError(names.top("extra_args"), "cannot split into arguments: %s" % exc)
+        raise ParameterError(names.top("extra_args"), "cannot split into arguments: %s" % exc) from exc
     for i, path in enumerate(numbered(d, "DSK"), start=1):
         params["disks"].append(dict(
             file=path,
@@ -431,7 +431,7 @@ def _to_int(value, where):
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ParameterError(where, "%r is not a whole number" % (value,))
+        raise ParameterError(where, "%r is not a whole number" % (value,)) from None
 
 
 def _to_bool(value, where):
@@ -529,13 +529,13 @@ def _build(p, names, check_files):
         raise ParameterError(names.top("nics"), "at most %d NICs" % MAX_NICS)
     for i, n in enumerate(nics, start=1):
         spec.nics.append(_build_nic(n, i, names))
-    macs = {}
+    macs: dict[str, int] = {}
     for i in range(1, len(spec.nics) + 1):
         mac = spec.nic_mac(i)
         if mac in macs:
             raise ParameterError(names.nic(i, "mac"), "%s is already used by NIC%d of this VM" % (mac, macs[mac]))
         macs[mac] = i
-    taps = {}
+    taps: dict[str, int] = {}
     for i, nic in enumerate(spec.nics, start=1):
         if nic.tap:
             if nic.tap in taps:
@@ -558,7 +558,7 @@ def _build(p, names, check_files):
     try:
         ipaddress.ip_address(vnc_listen)
     except ValueError:
-        raise ParameterError(names.top("vnc_listen"), "%r is not an IP address" % (vnc_listen,))
+        raise ParameterError(names.top("vnc_listen"), "%r is not an IP address" % (vnc_listen,)) from None
     spec.vnc_listen = vnc_listen
     spec.monitor_tcp = bool(p.get("monitor_tcp"))
     spec.autostart = bool(p.get("autostart"))
@@ -709,12 +709,12 @@ def _build_nic(n, i, names):
             if not ipaddress.ip_address(group).is_multicast:
                 raise ParameterError(names.nic(i, "mcast"), "%s is not a multicast group address" % group)
         except ValueError:
-            raise ParameterError(names.nic(i, "mcast"), "%r is not an IP address" % group)
+            raise ParameterError(names.nic(i, "mcast"), "%r is not an IP address" % group) from None
         if nic.localaddr:
             try:
                 version = ipaddress.ip_address(nic.localaddr).version
             except ValueError:
-                raise ParameterError(names.nic(i, "localaddr"), "%r is not an IP address" % (nic.localaddr,))
+                raise ParameterError(names.nic(i, "localaddr"), "%r is not an IP address" % (nic.localaddr,)) from None
             if version != 4:
                 raise ParameterError(names.nic(i, "localaddr"), "%r: QEMU's mcast backend is IPv4 only" % (nic.localaddr,))
     if backend == "hubport":
@@ -741,7 +741,7 @@ def _build_nic(n, i, names):
 
 
 def _build_hubs(spec, hubs, names):
-    seen = {}
+    seen: dict[int, int] = {}
     used = set(nic.hub for nic in spec.nics if nic.backend == "hubport")
     for i, h in enumerate(hubs, start=1):
         hub_id = h.get("id")
@@ -772,7 +772,8 @@ _LEGACY_BACKEND_FIELDS = {
 
 def legacy_net_message(args):
     """The refusal of -net in extra_args, with the nics: entries that do the same."""
-    nics, backends = {}, {}
+    nics: dict[str, list[dict[str, str]]] = {}
+    backends: dict[str, list[tuple[str, dict[str, str]]]] = {}
     for i, arg in enumerate(args):
         if arg not in ("-net", "--net") or i + 1 >= len(args):
             continue
@@ -824,11 +825,18 @@ def legacy_net_message(args):
             "a hubs: [{id: N, bridge: BRIDGE}] uplink)" % ((": " + "; ".join(modern)) if modern else ""))
 
 
-def load_cfg_file(path, check_files=False):
-    """Read and parse a cfg file from disk: (CfgFile, VmSpec)."""
+def read_cfg_text(path, vm=None):
+    """The text of the cfg file at path, or None when there is none; anything at path that is not a readable
+    UTF-8 regular file is a CfgError naming the VM, the file and the recovery (_files.read_text)."""
     try:
-        with open(path, "r", encoding="utf-8") as handle:
-            text = handle.read()
-    except UnicodeDecodeError as exc:
-        raise CfgError("%s: not UTF-8 text: %s" % (path, exc))
+        return read_text(path, "cfg file", vm, hint=CFG_FILE_HINT, damaged_hint=DAMAGED_CFG_HINT)
+    except FileReadError as exc:
+        raise CfgError(exc.msg) from exc
+
+
+def load_cfg_file(path, check_files=False, vm=None):
+    """Read and parse a cfg file from disk: (CfgFile, VmSpec). A missing file is a CfgError too."""
+    text = read_cfg_text(path, vm)
+    if text is None:
+        raise CfgError("%s: no such cfg file" % path)
     return parse_cfg_text(text, path, check_files)

@@ -43,7 +43,10 @@ options:
   mtu:
     description:
       - MTU of the bridge (68-65535). When not set, a new bridge gets the kernel's default and an existing
-        bridge keeps its MTU.
+        bridge keeps its MTU; the kernel then moves it to the smallest MTU of its ports as ports come and go.
+      - When set, the MTU is set on the existing bridge (after creating it), which makes the kernel keep it
+        whatever ports join or leave. A bridge found at another MTU is set back, and kept from then on. A bridge
+        already at this MTU is left alone (the kernel does not tell whether it keeps it).
     type: int
   up:
     description:

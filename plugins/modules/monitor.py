@@ -10,7 +10,10 @@ module: monitor
 short_description: Send a monitor (HMP) or QMP command to a running QEMU VM
 version_added: 0.1.0
 description:
-  - The Ansible counterpart of qemu-init's C(qemu-cmd), through the VM's QMP unix socket.
+  - The Ansible counterpart of qemu-init's C(qemu-cmd), through the VM's observer QMP unix socket
+    (C(<run_dir>/<name>/observe.sock)), held for this one command. It works while the VM is being stopped (the stop
+    holds the other socket, C(qmp.sock)); a VM launched by an earlier version of the collection has only C(qmp.sock).
+    Two clients of the observer socket at the same moment take turns; each waits up to 5 seconds for its turn.
   - Read-only commands (HMP C(info ...), QMP C(query-*)) report C(changed=false) and also run in check mode; every
     other command reports C(changed=true) and is not sent in check mode.
 author:

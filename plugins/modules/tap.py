@@ -61,8 +61,10 @@ options:
     type: bool
   mtu:
     description:
-      - MTU of the tap (68-65535; the tap driver allows up to 65521). When not set, a new tap gets the
-        kernel's default and an existing tap keeps its MTU.
+      - MTU of the tap (68-65535; the tap driver allows up to 65521).
+      - When not set, a tap made on a bridge or moved onto one gets the bridge's MTU (also on a bridge with a
+        smaller MTU than the kernel's default), a new tap without a bridge gets the kernel's default, and a tap
+        already on its bridge keeps its MTU.
     type: int
   up:
     description:

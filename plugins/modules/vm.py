@@ -16,7 +16,8 @@ description:
     pidfile, and it answers QMP C(query-name) with the VM's name. A stale pidfile, or one naming a reused pid, does
     not count, and the process it names is never touched.
   - Starting creates the bridges and tap devices the VM's tap NICs need (in the VM's network namespace, if it has
-    one) and launches QEMU with C(-nodefaults -no-reboot -daemonize), a QMP unix socket (mode 0600), an explicit
+    one) and launches QEMU with C(-nodefaults -no-reboot -daemonize), two QMP unix sockets (mode 0600; C(qmp.sock)
+    for lifecycle control, C(observe.sock) for observers such as M(qemu_init.qemu.vm_info)), an explicit
     C(mac=) for every NIC and an explicit C(format=) for every disk. The VMs of a call are launched side by side
     (a few per core at once), except those with a connecting socket/stream NIC, which follow one at a time after
     every other VM, listeners first. A failed launch reports QEMU's error and leaves no tap, pidfile or registry
@@ -26,6 +27,10 @@ description:
     EOF), not by sleeping. All VMs of a call stop in parallel under one O(shutdown_timeout). After the timeout, with
     O(force=true) the ladder is QMP C(quit), then SIGTERM, then SIGKILL; without it the task fails and the VMs keep
     running.
+  - A VM that another call is stopping at the same moment (a second task, another playbook) is not pressed again;
+    this call waits for that stop (within its own O(shutdown_timeout)) and reports RV(stop_method=joined); if
+    the other call gives up while the VM still runs, this one takes the stop over. M(qemu_init.qemu.vm_info) and
+    M(qemu_init.qemu.monitor) keep working during a stop.
 author:
   - qemu_init.qemu maintainers (@qemu-init)
 extends_documentation_fragment:
@@ -136,8 +141,20 @@ vms:
       sample: true
     stop_method:
       description:
-        - How the VM was stopped; V(none) when it was not running; null when no stop was asked for or in check mode.
+        - How the VM was stopped; null when no stop was asked for, when it did not stop, or in check mode.
+        - V(acpi) the guest powered off (QEMU reported a guest shutdown), after the power button.
+        - V(quit), V(sigterm), V(sigkill) forced by this call after O(shutdown_timeout) (O(force=true)); QEMU ended
+          after QMP C(quit), after SIGTERM, or needed SIGKILL.
+        - V(external) QEMU ended during the stop, but not by this call's doing and not as a guest shutdown, that is
+          killed by another process (SIGKILL, the OOM killer), crashed, or ended by a C(quit) or a signal from
+          elsewhere. Seen as QEMU exiting without its C(SHUTDOWN) event, or with one whose cause is not this call's.
+        - V(joined) another call was stopping the VM already; this call waited until it exited and did not touch it
+          (with O(state=stopped) the VM is then not changed by this call). That call's result says how it stopped.
+        - V(none) it was not running; nothing was done.
+        - A VM launched by an earlier version of the collection (no C(observe.sock)) gives no C(SHUTDOWN) event to
+          tell by; it reports the rung the stop was on (V(acpi) or the force rung) until it is restarted.
       type: str
+      choices: [acpi, quit, sigterm, sigkill, external, joined, none]
       sample: acpi
     stop_seconds:
       description: Seconds from the first power-button press to QEMU's exit.
@@ -179,6 +196,7 @@ stop_method:
   description: With a single VM, see RV(vms[].stop_method).
   returned: when O(name) names one VM
   type: str
+  choices: [acpi, quit, sigterm, sigkill, external, joined, none]
   sample: acpi
 stop_seconds:
   description: With a single VM, see RV(vms[].stop_seconds).

@@ -14,7 +14,8 @@ description:
     C(BRIDGE_IFNAME), plus this collection's extension keys) from structured parameters.
   - Registers the VM in the registry C(<config_dir>/qemu-init.reg) with a short name and a slot, which gives its
     monitor port (base from C(monitor.conf) + slot), control port (monitor port + 100) and VNC display (slot).
-    A VM keeps its slot across runs.
+    A VM keeps its slot across runs. A new VM gets the lowest slot whose ports no other VM uses and no program
+    listens on in the VM's network namespace (O(netns), else the host's).
   - Keys of an existing cfg file that this module does not manage, and its comments, are kept.
   - MAC addresses are derived from the VM's name, OS and NIC number (C(DE:AD:BE:EF:hh:ll)) unless a NIC sets one;
     a MAC that another registered VM already uses is an error naming both VMs.
@@ -217,7 +218,10 @@ options:
     type: str
     default: br0
   netns:
-    description: Network namespace the VM, its taps and its bridges live in.
+    description:
+      - Network namespace the VM, its taps and its bridges live in.
+      - A new VM's slot is chosen clear of the ports listened on in this namespace (read with C(ip netns exec),
+        which needs root; a namespace that does not exist yet has no listeners).
     type: str
   vnc:
     description: Give the VM a VNC display (display = slot, port 5900 + slot).

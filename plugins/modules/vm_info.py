@@ -12,7 +12,8 @@ version_added: 0.1.0
 description:
   - Reports for one, several or all VMs whether they run (pidfile, process identity and QMP C(query-name)), their
     QMP run state, slot and ports, NICs with MACs and taps, serial log, cfg path and whether a restart is required.
-  - Changes nothing.
+  - Changes nothing. QMP is asked on the VM's observer socket (C(observe.sock)) for one exchange, so it works while
+    the VM is being stopped.
 author:
   - qemu_init.qemu maintainers (@qemu-init)
 extends_documentation_fragment:
@@ -107,7 +108,11 @@ vms:
       sample: false
       version_added: 0.1.0
     nics:
-      description: NICs as in M(qemu_init.qemu.vm_config)'s RV(qemu_init.qemu.vm_config#module:nics).
+      description:
+        - NICs as in M(qemu_init.qemu.vm_config)'s RV(qemu_init.qemu.vm_config#module:nics).
+        - Also for a VM whose cfg file was written by hand and is not registered yet, with the MACs the rule gives.
+          Its tap NICs then report C(tap) as C(null) unless the cfg file names the tap, because the default tap
+          name comes from the short name, which the registration decides.
       type: list
       elements: dict
       sample: [{"index": 1, "netdev": "net0", "model": "e1000", "backend": "tap", "mac": "DE:AD:BE:EF:CF:CE",

@@ -176,10 +176,10 @@ class Job:
             if event["event"] in ("runner_on_ok", "runner_on_failed", "runner_on_skipped"):
                 EVENTS_SEEN.append(f"{ident:8} {event['event']:17} {data.get('resolved_action', ''):28} "
                                    f"changed={data.get('res', {}).get('changed', False)!s:5} {data.get('task')}")
-            if event["event"] in ("runner_item_on_ok", "runner_item_on_skipped"):
-                res = data.get("res", {})
-                EVENTS_SEEN.append(f"{'':8}   item {res.get('item')!s:9} {event['event']:22} changed={res.get('changed', False)!s:5}"
-                                   f" {res.get('skip_reason', '')}")
+            if event["event"] == "runner_on_ok" and data.get("resolved_action") == "qemu_init.qemu.vms":
+                EVENTS_SEEN.extend(f"{'':8}   vm {vm['name']}: actions={vm['actions']} changed={vm['changed']}"
+                                   f" cfg_changed={vm['cfg_changed']} running={vm['running']} pid={vm['pid']}"
+                                   for vm in data["res"].get("vms", []))
             if event["event"] == "runner_on_ok" and data.get("resolved_action") == "ansible.builtin.debug":
                 msg = data["res"].get("msg")
                 EVENTS_SEEN.extend(f"{'':8}   | {line}" for line in (msg if isinstance(msg, list) else [msg]))
@@ -201,12 +201,12 @@ class Job:
         return [e["event_data"]["res"] for e in self.events
                 if e["event"] == "runner_on_ok" and e["event_data"].get("resolved_action") == action]
 
-    def item_results(self, action):
-        """{item: res} of a looped module task (FQCN), from its runner_item_on_ok and runner_item_on_skipped events
-        (the event says an item was skipped; its res gets skipped=True here)."""
-        return {e["event_data"]["res"]["item"]: dict(e["event_data"]["res"], skipped=e["event"] == "runner_item_on_skipped")
-                for e in self.events if e["event"] in ("runner_item_on_ok", "runner_item_on_skipped")
-                and e["event_data"].get("resolved_action") == action}
+    def module_events(self):
+        """(event, FQCN) of every task event of the collection's modules, in order: the module calls the job made
+        (task-level events only; a looped task would add runner_item_* events, listed too)."""
+        return [(e["event"], e["event_data"]["resolved_action"]) for e in self.events
+                if e["event"].startswith("runner_") and e["event"] != "runner_on_start"
+                and e["event_data"].get("resolved_action", "").startswith("qemu_init.qemu.")]
 
     def check_counts(self, changed):
         """playbook_on_stats agrees with the per-task events, and `changed` tasks changed."""
@@ -245,25 +245,29 @@ def lab(installed_collections):
         print("\nevents checked (job, event, module, changed, task):\n" + "\n".join(EVENTS_SEEN))
 
 
+ROW_KEYS = {"name", "state", "cfg_changed", "changed", "running", "pid", "stop_method", "action", "restart_required"}
+
+
 def test_up_boots_two_guests_that_ping_each_other(lab):
     job = Job(lab, "up-1", "vms_up", dict(lab.dirs(), target_hosts="vmhosts", vm_specs=lab.specs()))
     job.assert_successful()
-    # one vm_config call for both cfg files, one vm call starting both (the role's looped lifecycle task)
-    job.check_counts(changed=2)
-    (config,) = job.results("qemu_init.qemu.vm_config")
-    assert config["changed"] and [vm["name"] for vm in config["vms"]] == list(NAMES)
-    assert [(vm["name"], vm["running"]) for vm in config["vms"]] == [(n, False) for n in NAMES]  # found before the start
-    items = job.item_results("qemu_init.qemu.vm")
-    assert items["stopped"].get("skipped") and items["restarted"].get("skipped")
-    started = items["started"]
-    assert not started.get("skipped")
-    assert [(vm["name"], vm["running"], vm["changed"]) for vm in started["vms"]] == [(n, True, True) for n in NAMES]
+    # the role is one qemu_init.qemu.vms call: it wrote both cfg files and started both VMs
+    job.check_counts(changed=1)
+    assert job.module_events() == [("runner_on_ok", "qemu_init.qemu.vms")]
+    (fleet,) = job.results("qemu_init.qemu.vms")
+    assert fleet["changed"]
+    assert [(vm["name"], vm["state"], vm["cfg_changed"], vm["actions"], vm["changed"], vm["running"], vm["cfg_exists"])
+            for vm in fleet["vms"]] == [(n, "started", True, ["start"], True, True, True) for n in NAMES]
+    assert [(vm["stop_method"], vm["restart_required"]) for vm in fleet["vms"]] == [(None, False)] * len(NAMES)
     rows = job.artifact("qemu_vms_up")
-    assert [(r["name"], r["state"], r["action"], r["running"]) for r in rows] == [
-        (n, "started", "started", True) for n in NAMES]
+    assert all(set(r) == ROW_KEYS for r in rows), rows
+    assert [(r["name"], r["state"], r["action"], r["running"], r["cfg_changed"], r["changed"], r["stop_method"],
+             r["restart_required"]) for r in rows] == [(n, "started", "started", True, True, True, None, False) for n in NAMES]
+    assert [r["pid"] for r in rows] == [vm["pid"] for vm in fleet["vms"]]
 
-    macs = {vm["name"]: vm["nics"][0]["mac"] for vm in config["vms"]}
-    for vm in started["vms"]:
+    macs = {vm["name"]: vm["nics"][0]["mac"] for vm in fleet["vms"]}
+    assert all(vm["macs"] == [macs[vm["name"]]] for vm in fleet["vms"])
+    for vm in fleet["vms"]:
         name, pid = vm["name"], vm["pid"]
         assert lab.pid(name) == pid and lab.is_our_qemu(pid), name
         qmp_name, qmp_status = qmp(lab.run_dir / name / "qmp.sock", "query-name", "query-status")
@@ -274,7 +278,7 @@ def test_up_boots_two_guests_that_ping_each_other(lab):
                  or "QI-PING-FAIL" in lab.serial(n), timeout=180)
         log = lab.serial(name)
         assert f"QI-PING-OK {peer}" in log, log
-        # the guest sees the MAC vm_config derived, on the NIC model asked for
+        # the guest sees the MAC the module derived, on the NIC model asked for
         assert f"QI-NIC {name} eth0 {macs[name].lower()} " in log, log
 
 
@@ -286,17 +290,15 @@ def test_up_again_changes_nothing(lab):
     job = Job(lab, "up-2", "vms_up", survey_extra_vars(load_survey("vms_up"), answers))
     job.assert_successful()
     job.check_counts(changed=0)
-    (config,) = job.results("qemu_init.qemu.vm_config")
-    assert not config["changed"]
-    # vm_config found both running, as vm would: the role made no vm call (one module call for the run)
-    assert {vm["name"]: (vm["running"], vm["pid"], vm["restart_required"]) for vm in config["vms"]} == {
-        name: (True, pid, False) for name, pid in pids.items()}
-    items = job.item_results("qemu_init.qemu.vm")
-    assert sorted(items) == ["restarted", "started", "stopped"] and all(r.get("skipped") for r in items.values())
-    assert job.results("qemu_init.qemu.vm") == []
+    # one module call for the run, which found both running with the same pids and did nothing
+    assert job.module_events() == [("runner_on_ok", "qemu_init.qemu.vms")]
+    (fleet,) = job.results("qemu_init.qemu.vms")
+    assert not fleet["changed"]
+    assert {vm["name"]: (vm["running"], vm["pid"], vm["restart_required"], vm["actions"], vm["cfg_changed"], vm["changed"])
+            for vm in fleet["vms"]} == {name: (True, pid, False, [], False, False) for name, pid in pids.items()}
     rows = job.artifact("qemu_vms_up")
-    assert {r["name"]: (r["running"], r["pid"], r["changed"]) for r in rows} == {
-        name: (True, pid, False) for name, pid in pids.items()}
+    assert {r["name"]: (r["running"], r["pid"], r["changed"], r["cfg_changed"], r["action"]) for r in rows} == {
+        name: (True, pid, False, False, "") for name, pid in pids.items()}
     assert all(lab.is_our_qemu(pid) for pid in pids.values())
 
 
@@ -304,6 +306,7 @@ def test_report_lists_both_running(lab):
     job = Job(lab, "report", "vms_report", survey_extra_vars(load_survey("vms_report"), lab.dirs()))
     job.assert_successful()
     job.check_counts(changed=0)
+    assert job.module_events() == [("runner_on_ok", "qemu_init.qemu.vm_info")]
     (info,) = job.results("qemu_init.qemu.vm_info")
     assert sorted(vm["name"] for vm in info["vms"]) == sorted(NAMES)
     rows = {row["name"]: row for row in job.artifact("qemu_vms_report")}
@@ -325,6 +328,8 @@ def test_down_powers_both_off_through_acpi(lab):
     job = Job(lab, "down", "vms_down", extra_vars)
     job.assert_successful()
     job.check_counts(changed=1)
+    # named VMs: no registry listing, one vm call stopping both
+    assert job.module_events() == [("runner_on_skipped", "qemu_init.qemu.vm_info"), ("runner_on_ok", "qemu_init.qemu.vm")]
     (stopped,) = job.results("qemu_init.qemu.vm")
     assert [(vm["name"], vm["running"], vm["stop_method"]) for vm in stopped["vms"]] == [
         (n, False, "acpi") for n in NAMES]
@@ -342,6 +347,7 @@ def test_down_absent_removes_everything(lab):
                                               vm_force=True, vm_shutdown_timeout=30))
     job.assert_successful()
     job.check_counts(changed=1)
+    assert job.module_events() == [("runner_on_skipped", "qemu_init.qemu.vm_info"), ("runner_on_ok", "qemu_init.qemu.vm")]
     (removed,) = job.results("qemu_init.qemu.vm")
     assert [(vm["name"], vm["changed"], vm["stop_method"]) for vm in removed["vms"]] == [(n, True, "none") for n in NAMES]
     links = json.loads(run(["ip", "-n", lab.netns, "-json", "link", "show"]))

@@ -7,13 +7,11 @@ from __future__ import annotations
 import re
 
 from ansible.errors import AnsibleFilterError
-from hypothesis import given, strategies as st
-from hypothesis import settings
+from hypothesis import given, settings, strategies as st
 
 from ansible_collections.qemu_init.qemu.plugins.filter.mac import duplicate_macs, mac
 from ansible_collections.qemu_init.qemu.plugins.module_utils._mac import derive_mac
-from ansible_collections.qemu_init.qemu.tests.hostile import harness
-from ansible_collections.qemu_init.qemu.tests.hostile import strategies as hs
+from ansible_collections.qemu_init.qemu.tests.hostile import harness, strategies as hs
 
 MAC_RE = re.compile(r"^DE:AD:BE:EF:[0-9A-F]{2}:[0-9A-F]{2}$")
 anything = st.one_of(hs.names, hs.wrong_types, hs.ints)

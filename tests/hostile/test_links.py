@@ -22,14 +22,11 @@ import subprocess
 import uuid
 
 import pytest
-from hypothesis import given, strategies as st
-from hypothesis import settings
-
 from ansible.module_utils.parsing.convert_bool import boolean
-from ansible_collections.qemu_init.qemu.plugins.modules import bridge as bridge_module
-from ansible_collections.qemu_init.qemu.plugins.modules import tap as tap_module
-from ansible_collections.qemu_init.qemu.tests.hostile import harness
-from ansible_collections.qemu_init.qemu.tests.hostile import strategies as hs
+from hypothesis import given, settings, strategies as st
+
+from ansible_collections.qemu_init.qemu.plugins.modules import bridge as bridge_module, tap as tap_module
+from ansible_collections.qemu_init.qemu.tests.hostile import harness, strategies as hs
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
 CONFIG = os.path.join(hs.SANDBOX, "cfg")

@@ -15,8 +15,7 @@ import os
 import pytest
 
 from ansible_collections.qemu_init.qemu.plugins.modules import vm_config
-from ansible_collections.qemu_init.qemu.tests.hostile import harness
-from ansible_collections.qemu_init.qemu.tests.hostile import strategies as hs
+from ansible_collections.qemu_init.qemu.tests.hostile import harness, strategies as hs
 
 
 @pytest.mark.parametrize("value", hs.INFINITIES)

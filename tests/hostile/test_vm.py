@@ -29,16 +29,11 @@ import subprocess
 import time
 
 import pytest
-from hypothesis import given, strategies as st
-from hypothesis import settings
+from hypothesis import given, settings, strategies as st
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import DEFAULT_BRIDGE
-from ansible_collections.qemu_init.qemu.plugins.modules import monitor as monitor_module
-from ansible_collections.qemu_init.qemu.plugins.modules import vm as vm_module
-from ansible_collections.qemu_init.qemu.plugins.modules import vm_config
-from ansible_collections.qemu_init.qemu.plugins.modules import vm_info
-from ansible_collections.qemu_init.qemu.tests.hostile import harness
-from ansible_collections.qemu_init.qemu.tests.hostile import strategies as hs
+from ansible_collections.qemu_init.qemu.plugins.modules import monitor as monitor_module, vm as vm_module, vm_config, vm_info
+from ansible_collections.qemu_init.qemu.tests.hostile import harness, strategies as hs
 
 QEMU = shutil.which("qemu-system-x86_64")
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace"),
@@ -270,9 +265,9 @@ def _check_process(pid, name, params, configured):
     serial = params.get("serial_log") or os.path.join(RUN, name, "serial.log")
     assert os.path.realpath(serial) in opened, (serial, opened)
     assert stat.S_IMODE(os.stat(serial).st_mode) == 0o600, oct(os.stat(serial).st_mode)  # the console may show secrets
-    qmp = os.path.join(RUN, name, "qmp.sock")
-    assert stat.S_IMODE(os.stat(qmp).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(os.path.dirname(qmp)).st_mode) == 0o700
+    for sock in ("qmp.sock", "observe.sock"):  # lifecycle and observer monitors
+        assert stat.S_IMODE(os.stat(os.path.join(RUN, name, sock)).st_mode) == 0o600, sock
+    assert stat.S_IMODE(os.stat(os.path.join(RUN, name)).st_mode) == 0o700
     with open("/proc/%d/cmdline" % pid, "rb") as handle:
         argv = handle.read().split(b"\0")[:-1]
     if "kernel" in params:

@@ -17,16 +17,14 @@ import os
 import shutil
 import subprocess
 
-from hypothesis import given, strategies as st
-from hypothesis import settings
+from hypothesis import given, settings, strategies as st
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import load_cfg_file
 from ansible_collections.qemu_init.qemu.plugins.modules import vm_config
-from ansible_collections.qemu_init.qemu.tests.hostile import harness
-from ansible_collections.qemu_init.qemu.tests.hostile import strategies as hs
+from ansible_collections.qemu_init.qemu.tests.hostile import harness, strategies as hs
 
 CONFIG = os.path.join(hs.SANDBOX, "cfg")
 RUN = os.path.join(hs.SANDBOX, "run")
@@ -158,6 +156,7 @@ def check_argv(spec, result):
     if n_user:
         assert argv[-n_user:] == spec.extra_args
     drives = [d.file for d in spec.disks] + list(spec.cdroms)
+    qmps = []
     for flag, value in zip(ours, ours[1:]):
         if flag not in OPTION_KEYS:
             continue
@@ -178,8 +177,10 @@ def check_argv(spec, result):
             path = parts[0].partition("=")[2]
             if path != drives.pop(0):
                 problems.append("-drive %r: file is %r" % (value, path))
-        if flag == "-qmp" and head != "unix:" + run.qmp:
-            problems.append("-qmp %r" % value)
+        if flag == "-qmp":
+            qmps.append(head)
+    if qmps != ["unix:" + run.qmp, "unix:" + run.observe]:  # the lifecycle and the observer monitor, nothing else
+        problems.append("-qmp %r" % qmps)
     serial = ours[ours.index("-serial") + 1]
     if serial != "file:" + (spec.serial_log or run.serial_log):
         problems.append("-serial %r" % serial)

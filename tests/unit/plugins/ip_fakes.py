@@ -9,7 +9,6 @@ import os
 from unittest import mock
 
 import pytest
-
 from ansible.module_utils import basic
 from ansible.module_utils.common.process import get_bin_path
 
@@ -62,9 +61,8 @@ def links(ns, name="mixed.json"):
 def run_module(main, capsys, args, *calls):
     """Run a module's main() with args; return its result and check every expected command ran."""
     fake = FakeRun(*calls)
-    with patch_module_args(args), mock.patch.object(basic.AnsibleModule, "run_command", fake):
-        with pytest.raises(SystemExit) as exc:
-            main()
+    with patch_module_args(args), mock.patch.object(basic.AnsibleModule, "run_command", fake), pytest.raises(SystemExit) as exc:
+        main()
     result = json.loads(capsys.readouterr().out)
     assert not fake.expected, "commands not run: %r" % (fake.expected,)
     assert bool(exc.value.code) == bool(result.get("failed"))

@@ -111,6 +111,7 @@ def test_ipv4_only_backends_refuse_ipv6(nic, field):
 @pytest.mark.parametrize("index", [float("inf"), float("-inf"), float("nan")])
 def test_mac_filter_refuses_non_finite_index(index):
     from ansible.errors import AnsibleFilterError
+
     from ansible_collections.qemu_init.qemu.plugins.filter.mac import mac
 
     with pytest.raises(AnsibleFilterError, match="^qemu_init.qemu.mac: "):
@@ -120,6 +121,7 @@ def test_mac_filter_refuses_non_finite_index(index):
 @pytest.mark.parametrize("nics", [True, 3, "e1000", {"mac": "02:00:00:00:00:01"}])
 def test_duplicate_macs_filter_refuses_nics_that_are_not_a_list(nics):
     from ansible.errors import AnsibleFilterError
+
     from ansible_collections.qemu_init.qemu.plugins.filter.mac import duplicate_macs
 
     with pytest.raises(AnsibleFilterError, match="item 0: nics must be a list"):

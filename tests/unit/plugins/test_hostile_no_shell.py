@@ -33,9 +33,7 @@ def _is_string_command(node):
         return True
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
         return True
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("format", "join"):
-        return True
-    return False
+    return bool(isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("format", "join"))
 
 
 def findings(source, path):

@@ -15,6 +15,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._process import proc_state
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import qmp_args
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import VmManager
 from ansible_collections.qemu_init.qemu.plugins.modules import vm_config, vms
 
@@ -34,11 +35,13 @@ def manager(tmp_path, **options):
     return VmManager(module)
 
 
-def launch(run, name):
-    """Start an idle daemonized QEMU the way the vm module does (pidfile + QMP in run dir); returns its pid."""
+def launch(run, name, observer=True):
+    """Start an idle daemonized QEMU the way the vm module does (pidfile, lifecycle and observer QMP in the run
+    dir; observer=False: only qmp.sock, as releases before the observer monitor launched it); returns its pid."""
     os.makedirs(run.dir, exist_ok=True)
+    qmp = qmp_args(run) if observer else ["-qmp", "unix:%s,server=on,wait=off" % run.qmp]
     subprocess.run([QEMU, "-name", name, "-machine", "none", "-nodefaults", "-display", "none", "-S", "-daemonize",
-                    "-pidfile", run.pidfile, "-qmp", "unix:%s,server=on,wait=off" % run.qmp], check=True)
+                    "-pidfile", run.pidfile] + qmp, check=True)
     with open(run.pidfile) as handle:
         return int(handle.read())
 
@@ -84,7 +87,6 @@ def run_main(plugin, args, check_mode, diff, qemu, device_help):
             mock.patch.object(basic.AnsibleModule, "run_command", fake_run_command), \
             mock.patch.object(basic.AnsibleModule, "exit_json", exit_json), \
             mock.patch.object(basic.AnsibleModule, "fail_json", fail_json), \
-            mock.patch.object(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False, opt_dirs=None: qemu):
-        with pytest.raises(Exit) as exc:
-            plugin.main()
+            mock.patch.object(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False, opt_dirs=None: qemu), pytest.raises(Exit) as exc:
+        plugin.main()
     return exc.value.result, exc.value.failed, calls

@@ -23,7 +23,6 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import (
     resolve_group,
     resolve_user,
 )
-
 from ansible_collections.qemu_init.qemu.tests.unit.plugins.ip_fakes import IP, FakeRun, fixture
 
 
@@ -92,9 +91,26 @@ def test_parse_rejects_garbage():
      {"mtu": 9000, "up": True}),
     (dict(name="brn"), [["link", "add", "name", "brn", "up", "type", "bridge", "stp_state", "0"]],
      {"mtu": 1500, "stp": False, "up": True, "ports": []}),
+    # A new bridge's MTU is set after `link add`, so that the kernel keeps it when ports join and leave;
+    # the kernel's own 1500 needs a step away first (setting the MTU a link has marks nothing).
     (dict(name="brn", mtu=9000, stp=True, up=False),
-     [["link", "add", "name", "brn", "mtu", "9000", "type", "bridge", "stp_state", "1"]],
+     [["link", "add", "name", "brn", "type", "bridge", "stp_state", "1"],
+      ["link", "set", "dev", "brn", "mtu", "9000"]],
      {"mtu": 9000, "stp": True, "up": False}),
+    (dict(name="brn", mtu=1400),
+     [["link", "add", "name", "brn", "up", "type", "bridge", "stp_state", "0"],
+      ["link", "set", "dev", "brn", "mtu", "1400"]],
+     {"mtu": 1400, "up": True}),
+    (dict(name="brn", mtu=1500),
+     [["link", "add", "name", "brn", "mtu", "1499", "up", "type", "bridge", "stp_state", "0"],
+      ["link", "set", "dev", "brn", "mtu", "1500"]],
+     {"mtu": 1500}),
+    (dict(name="brn", mtu=68),
+     [["link", "add", "name", "brn", "up", "type", "bridge", "stp_state", "0"],
+      ["link", "set", "dev", "brn", "mtu", "68"]],
+     {"mtu": 68}),
+    # An existing bridge at the wanted MTU: nothing to do (the kernel does not say whether it keeps it).
+    (dict(name="br1", mtu=1500, stp=True, up=False), [], {"mtu": 1500}),
     (dict(name="br1", state="absent"), [["link", "del", "dev", "br1"]], None),
     (dict(name="br0", state="absent", force=True), [["link", "del", "dev", "br0"]], None),
     (dict(name="brn", state="absent"), [], None),
@@ -143,12 +159,21 @@ SET_TAP0 = ["link", "set", "dev", "tap0"]
 @pytest.mark.parametrize("kwargs, lines, after", [
     (dict(name="tap0"), [], {"bridge": "br0", "owner": 0, "group": 100, "multi_queue": True, "mtu": 1400, "up": True}),
     (dict(name="tap0", owner=0, group=100, multi_queue=True, bridge="br0", mtu=1400), [], {"bridge": "br0"}),
-    (dict(name="tap0", bridge="br1"), [SET_TAP0 + ["master", "br1"]], {"bridge": "br1"}),
+    # A tap that joins a bridge without an mtu takes the bridge's (br1: 1500, br0: 1400).
+    (dict(name="tap0", bridge="br1"), [SET_TAP0 + ["master", "br1", "mtu", "1500"]], {"bridge": "br1", "mtu": 1500}),
+    (dict(name="tap0", bridge="br1", mtu=1400), [SET_TAP0 + ["master", "br1"]], {"bridge": "br1", "mtu": 1400}),
+    (dict(name="tap0", bridge="br1", mtu=9000), [SET_TAP0 + ["master", "br1", "mtu", "9000"]], {"mtu": 9000}),
     (dict(name="tap0", bridge=""), [SET_TAP0 + ["nomaster"]], {"bridge": None}),
     (dict(name="tap0", mtu=9000, up=False), [SET_TAP0 + ["mtu", "9000", "down"]], {"mtu": 9000, "up": False}),
     (dict(name="tap0", up=None), [], {"up": True}),
-    (dict(name="tap1", bridge="br0"), [["link", "set", "dev", "tap1", "master", "br0", "up"]],
-     {"bridge": "br0", "up": True}),
+    (dict(name="tap1", bridge="br0"), [["link", "set", "dev", "tap1", "master", "br0", "mtu", "1400", "up"]],
+     {"bridge": "br0", "mtu": 1400, "up": True}),
+    (dict(name="tapn", bridge="br0"),
+     [["tuntap", "add", "dev", "tapn", "mode", "tap"], ["link", "set", "dev", "tapn", "master", "br0", "mtu", "1400", "up"]],
+     {"bridge": "br0", "mtu": 1400}),
+    (dict(name="tapn", bridge="br1"),
+     [["tuntap", "add", "dev", "tapn", "mode", "tap"], ["link", "set", "dev", "tapn", "master", "br1", "up"]],
+     {"bridge": "br1", "mtu": 1500}),
     (dict(name="tap1", bridge="", up=False), [], {"bridge": None, "up": False}),
     (dict(name="tapn"), [["tuntap", "add", "dev", "tapn", "mode", "tap"], ["link", "set", "dev", "tapn", "up"]],
      {"bridge": None, "owner": None, "group": None, "multi_queue": False, "mtu": 1500, "up": True,
@@ -175,8 +200,8 @@ SET_TAP0 = ["link", "set", "dev", "tap0"]
      {"mode": "tap"}),
     (dict(name="qtap0", bridge="br0", force=True),
      [["link", "del", "dev", "qtap0"], ["tuntap", "add", "dev", "qtap0", "mode", "tap"],
-      ["link", "set", "dev", "qtap0", "master", "br0", "up"]],
-     {"persistent": True, "bridge": "br0"}),
+      ["link", "set", "dev", "qtap0", "master", "br0", "mtu", "1400", "up"]],
+     {"persistent": True, "bridge": "br0", "mtu": 1400}),
     # force alone never recreates a tap whose fixed settings already match.
     (dict(name="tap2", owner=12345, group=23456, force=True), [["link", "set", "dev", "tap2", "up"]],
      {"owner": 12345, "group": 23456}),
@@ -218,6 +243,16 @@ def test_plan_tap_refuses(mixed, kwargs, message):
     assert mixed == snapshot
 
 
+def test_a_tap_on_a_bridge_above_the_tap_maximum_takes_the_tap_maximum(mixed):
+    lines = []
+    for planner, name, kwargs in ((plan_bridge, "br-big", dict(mtu=65535)), (plan_tap, "tap1", dict(bridge="br-big"))):
+        plan = planner(mixed, name, **kwargs)
+        lines += plan.lines
+        plan.update(mixed)
+    assert lines[-1] == ["link", "set", "dev", "tap1", "master", "br-big", "mtu", "65521", "up"]
+    assert (mixed["br-big"]["mtu"], mixed["tap1"]["mtu"]) == (65535, 65521)
+
+
 def test_plans_chain_through_update(mixed):
     """Several links planned for one batch (as the vm module does) see each other's results."""
     lines = []
@@ -231,13 +266,15 @@ def test_plans_chain_through_update(mixed):
         lines += plan.lines
         plan.update(mixed)
     assert lines == [
-        ["link", "add", "name", "br-vm", "mtu", "9000", "up", "type", "bridge", "stp_state", "0"],
+        ["link", "add", "name", "br-vm", "up", "type", "bridge", "stp_state", "0"],
+        ["link", "set", "dev", "br-vm", "mtu", "9000"],
         ["tuntap", "add", "dev", "vm1-n1", "mode", "tap"],
-        ["link", "set", "dev", "vm1-n1", "master", "br-vm", "up"],
+        ["link", "set", "dev", "vm1-n1", "master", "br-vm", "mtu", "9000", "up"],
         ["tuntap", "add", "dev", "vm2-n1", "mode", "tap"],
-        ["link", "set", "dev", "vm2-n1", "master", "br-vm", "up"],
-        ["link", "set", "dev", "tap0", "master", "br-vm"],
+        ["link", "set", "dev", "vm2-n1", "master", "br-vm", "mtu", "9000", "up"],
+        ["link", "set", "dev", "tap0", "master", "br-vm", "mtu", "9000"],
     ]
+    assert [mixed[n]["mtu"] for n in ("br-vm", "vm1-n1", "vm2-n1", "tap0")] == [9000] * 4
     assert mixed["br-vm"]["ports"] == ["tap0", "vm1-n1", "vm2-n1"]
     assert mixed["br0"]["ports"] == []
     assert not plan_tap(mixed, "vm1-n1", bridge="br-vm").changed

@@ -7,7 +7,7 @@ import pytest
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
-from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, esc, netdev_arg, resolve_accel
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, esc, netdev_arg, observer_socket, qmp_args, resolve_accel
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import NicSpec, from_params
 
@@ -23,11 +23,25 @@ def test_minimal_vm_argv():
     assert argv_of() == [
         "/usr/bin/qemu-system-x86_64", "-name", "web1", "-nodefaults", "-no-reboot", "-daemonize",
         "-pidfile", "/run/qemu-init/web1/qemu.pid", "-qmp", "unix:/run/qemu-init/web1/qmp.sock,server=on,wait=off",
+        "-qmp", "unix:/run/qemu-init/web1/observe.sock,server=on,wait=off",
         "-accel", "tcg",
         "-chardev", "socket,id=serial0,path=/run/qemu-init/web1/console.sock,server=on,wait=off,"
                     "logfile=/run/qemu-init/web1/serial.log,logappend=on",
         "-serial", "chardev:serial0", "-display", "none",
     ]
+
+
+def test_observers_use_observe_sock_and_qmp_sock_only_for_a_qemu_launched_without_it():
+    assert observer_socket(RUN, argv_of()) == "/run/qemu-init/web1/observe.sock"
+    old = [a for a in argv_of() if "observe.sock" not in a]
+    old.remove("-qmp")  # the argv of a release before the observer monitor
+    assert observer_socket(RUN, old) == "/run/qemu-init/web1/qmp.sock"
+    assert observer_socket(RUN, []) == "/run/qemu-init/web1/qmp.sock"  # gone meanwhile: its cmdline is empty
+    # Another VM's observer socket does not count, and a comma in the run dir is escaped as in the argv.
+    assert observer_socket(RunPaths("/run/qemu-init", "web2"), argv_of()) == "/run/qemu-init/web2/qmp.sock"
+    odd = RunPaths("/run/a,b", "web1")
+    assert observer_socket(odd, qmp_args(odd)) == "/run/a,b/web1/observe.sock"
+    assert qmp_args(odd)[3] == "unix:/run/a,,b/web1/observe.sock,server=on,wait=off"
 
 
 def test_full_vm_argv_has_explicit_mac_and_format():

@@ -5,8 +5,7 @@ definitions they replace, over random sequences of registrations and removals.""
 
 from __future__ import annotations
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import CONTROL_OFFSET, Entry, RegistryState, slot_ports
 

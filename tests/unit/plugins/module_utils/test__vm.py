@@ -132,9 +132,9 @@ def test_a_timeout_still_tidies_the_vms_that_did_stop(tmp_path, qemus):
     stuck, going = RunPaths(mgr.run_dir, "stuck"), RunPaths(mgr.run_dir, "going")
     qemus.extend([launch(stuck, "stuck"), launch(going, "going")])
     records = [mgr.probe(VmRecord(name, None, None, None, run)) for name, run in (("stuck", stuck), ("going", going))]
-    # 'going' exits on its own right away (as a guest powering off would); 'stuck' ignores the button.
+    # 'going' is ended by someone else right away (SIGTERM, before any press); 'stuck' ignores the button.
     os.kill(qemus[1], 15)
     with pytest.raises(StopTimeout) as exc:
         mgr.stop(records, timeout=1, force=False)
-    assert exc.value.results["going"][0] == "acpi" and exc.value.results["stuck"] == (None, None)
+    assert exc.value.results["going"][0] == "external" and exc.value.results["stuck"] == (None, None)
     assert not os.path.exists(going.pidfile) and os.path.exists(stuck.pidfile)

@@ -28,11 +28,28 @@ def test_create_check_mode_predicts_and_runs_nothing_else(capsys):
 def test_create(capsys):
     result = run(capsys, {"name": "br9", "mtu": 9000, "stp": True, "netns": "lab"},
                  links("lab", "empty.json"),
-                 ([IP, "-n", "lab", "link", "add", "name", "br9", "mtu", "9000", "up", "type", "bridge", "stp_state", "1"],
-                  None, (0, "", "")))
+                 ([IP, "-n", "lab", "-batch", "-"],
+                  "link add name br9 up type bridge stp_state 1\nlink set dev br9 mtu 9000", (0, "", "")))
     assert result["changed"] is True
     assert result["bridge"] == {"name": "br9", "state": "present", "mtu": 9000, "stp": True, "up": True, "ports": []}
     assert "diff" not in result
+
+
+def test_create_at_the_default_mtu_steps_away_from_it(capsys):
+    # The kernel marks an MTU as set (and keeps it when ports join) only when `link set` changes it.
+    result = run(capsys, {"name": "br9", "mtu": 1500},
+                 links(None, "empty.json"),
+                 ([IP, "-batch", "-"],
+                  "link add name br9 mtu 1499 up type bridge stp_state 0\nlink set dev br9 mtu 1500", (0, "", "")))
+    assert result["changed"] is True
+    assert result["bridge"]["mtu"] == 1500
+
+
+def test_create_without_mtu_leaves_it_to_the_kernel(capsys):
+    result = run(capsys, {"name": "br9"}, links(None, "empty.json"),
+                 ([IP, "link", "add", "name", "br9", "up", "type", "bridge", "stp_state", "0"], None, (0, "", "")))
+    assert result["changed"] is True
+    assert result["bridge"]["mtu"] == 1500
 
 
 def test_unchanged(capsys):

@@ -29,8 +29,17 @@ def test_create_check_mode(capsys):
     result = run(capsys, {"name": "t9", "bridge": "br0", "netns": "lab", "_ansible_check_mode": True, "_ansible_diff": True},
                  links("lab"))
     assert result["changed"] is True
-    assert result["tap"] == tap_settings(bridge="br0")
-    assert result["diff"] == {"before": {"name": "t9", "state": "absent"}, "after": tap_settings(bridge="br0")}
+    # Without an mtu the tap takes its bridge's (br0: 1400).
+    assert result["tap"] == tap_settings(bridge="br0", mtu=1400)
+    assert result["diff"] == {"before": {"name": "t9", "state": "absent"}, "after": tap_settings(bridge="br0", mtu=1400)}
+
+
+def test_create_on_a_bridge_takes_its_mtu(capsys):
+    result = run(capsys, {"name": "t9", "bridge": "br0", "netns": "lab"},
+                 links("lab"),
+                 ([IP, "-n", "lab", "-batch", "-"], "tuntap add dev t9 mode tap\nlink set dev t9 master br0 mtu 1400 up", OK))
+    assert result["changed"] is True
+    assert result["tap"]["mtu"] == 1400
 
 
 def test_create_in_one_batch(capsys):
@@ -53,9 +62,17 @@ def test_unchanged_when_owner_given_by_name(capsys):
 
 def test_moves_to_another_bridge(capsys):
     result = run(capsys, {"name": "tap0", "bridge": "br1", "_ansible_diff": True},
-                 links(None), ([IP, "link", "set", "dev", "tap0", "master", "br1"], None, OK))
+                 links(None), ([IP, "link", "set", "dev", "tap0", "master", "br1", "mtu", "1500"], None, OK))
     assert result["changed"] is True
     assert (result["diff"]["before"]["bridge"], result["diff"]["after"]["bridge"]) == ("br0", "br1")
+    assert (result["diff"]["before"]["mtu"], result["diff"]["after"]["mtu"]) == (1400, 1500)
+
+
+def test_moves_to_another_bridge_keeping_the_mtu_it_is_given(capsys):
+    result = run(capsys, {"name": "tap0", "bridge": "br1", "mtu": 1400},
+                 links(None), ([IP, "link", "set", "dev", "tap0", "master", "br1"], None, OK))
+    assert result["changed"] is True
+    assert result["tap"]["mtu"] == 1400
 
 
 def test_recreate_needs_force(capsys):

@@ -15,12 +15,18 @@ dir, a helper of this script). Prints one JSON object.
   parallel --count N --log P -- ARGV  start N copies of ARGV at once (QI_RUN_INDEX=i), wait for all
   kill-qemu PIDFILE [--on-qmp-event SOCK EVENT] [--serial LOG]
                                    SIGKILL the qemu named by PIDFILE (now, or when EVENT arrives)
+  wait-qmp-event SOCK EVENT [--ready-file F]
+                                   connect to a QMP monitor (then write F) and wait for EVENT
   zombie PIDFILE [--wait-for PATH] -- ARGV
                                    a holder process runs ARGV (a qemu, not daemonized), SIGKILLs it
                                    once PIDFILE names it (and PATH exists) and never reaps it: a zombie qemu
   listen HOST PORT                 a detached TCP listener (a foreign program on a port)
   stop-helper PID                  SIGTERM a holder/listener this script started (checked by cmdline)
   fill DIR                         write DIR/fill until the filesystem is full
+  put-state KIND PATH [TEXT]       replace PATH by a KIND: directory, fifo, dangling (a link to PATH.gone), loop (a
+                                   link to itself), eio (a link to /proc/self/mem, whose offset 0 reads as EIO),
+                                   file (holding TEXT), none (nothing)
+  show-state PATH                  which of those KINDs is at PATH
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import sys
 import time
 
@@ -69,11 +76,19 @@ def live_qemus():
 
 
 def read_pid(path):
+    """The pid in a pidfile, or None; a FIFO or anything else that is not a regular file is never waited on."""
     try:
-        with open(path) as handle:
-            text = handle.read().strip()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        text = os.read(fd, 4096).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     return int(text) if text.isdigit() else None
 
 
@@ -314,6 +329,33 @@ def cmd_kill_qemu(args):
     return dict(pid=pid, killed=True, serial_at_kill=serial)
 
 
+def cmd_wait_qmp_event(args):
+    """Connect to a QMP monitor, say so in --ready-file, and wait for an event: a test starts this first, then
+    the action that should make QEMU emit the event, so that the event cannot be missed."""
+    marker = Marker(argparse.Namespace(file=None, regex=None, link=None, netns=None,
+                                       qmp_socket=args.socket, qmp_event=args.event))
+    t0 = time.monotonic()
+    deadline = t0 + args.timeout
+    while not marker.connect_qmp(args.socket):
+        if time.monotonic() > deadline:
+            return dict(seen=False, reason="cannot connect to %s" % args.socket)
+        time.sleep(0.05)
+    if args.ready_file:
+        with open(args.ready_file, "w") as handle:
+            handle.write("connected\n")
+    seen = False
+    try:
+        while time.monotonic() < deadline:
+            if marker.seen():
+                seen = True
+                break
+    except SystemExit as exc:  # the monitor closed: QEMU exited before the event
+        return dict(seen=False, reason=str(exc))
+    finally:
+        marker.qmp.close()
+    return dict(seen=seen, seconds=round(time.monotonic() - t0, 3))
+
+
 def _detach():
     """Fork; the parent returns the child's pid, the child becomes a session leader with no stdio."""
     read_end, write_end = os.pipe()
@@ -406,8 +448,48 @@ def cmd_fill(args):
                     except OSError:
                         continue
                 break
-    stat = os.statvfs(args.dir)
-    return dict(path=path, written=written, free_bytes=stat.f_bavail * stat.f_frsize)
+    fs = os.statvfs(args.dir)
+    return dict(path=path, written=written, free_bytes=fs.f_bavail * fs.f_frsize)
+
+
+STATE_KINDS = ("directory", "fifo", "dangling", "loop", "eio", "file", "none")
+
+
+def cmd_put_state(args):
+    path = args.path
+    if os.path.isdir(path) and not os.path.islink(path):
+        os.rmdir(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+    if args.kind == "directory":
+        os.mkdir(path, 0o755)
+    elif args.kind == "fifo":
+        os.mkfifo(path, 0o644)
+    elif args.kind == "dangling":
+        os.symlink(path + ".gone", path)
+    elif args.kind == "loop":
+        os.symlink(os.path.basename(path), path)
+    elif args.kind == "eio":
+        os.symlink("/proc/self/mem", path)
+    elif args.kind == "file":
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(args.text or "")
+        os.chmod(path, 0o644)
+    return dict(path=path, kind=args.kind)
+
+
+def cmd_show_state(args):
+    path = args.path
+    if not os.path.lexists(path):
+        kind = "none"
+    elif os.path.islink(path):
+        target = os.readlink(path)
+        kind = {path + ".gone": "dangling", os.path.basename(path): "loop", "/proc/self/mem": "eio"}.get(target, "link")
+    elif os.path.isdir(path):
+        kind = "directory"
+    else:
+        kind = "fifo" if stat.S_ISFIFO(os.lstat(path).st_mode) else "file"
+    return dict(path=path, kind=kind)
 
 
 def main():
@@ -434,6 +516,11 @@ def main():
     p.add_argument("--ready-file", help="written once the QMP watcher is connected")
     p.add_argument("--serial")
     p.add_argument("--timeout", type=float, default=120.0)
+    p = sub.add_parser("wait-qmp-event")
+    p.add_argument("socket")
+    p.add_argument("event")
+    p.add_argument("--ready-file", help="written once connected to the monitor")
+    p.add_argument("--timeout", type=float, default=120.0)
     p = sub.add_parser("zombie")
     p.add_argument("pidfile")
     p.add_argument("--wait-for", action="append", default=[], metavar="PATH",
@@ -446,11 +533,18 @@ def main():
     p.add_argument("pid", type=int)
     p = sub.add_parser("fill")
     p.add_argument("dir")
+    p = sub.add_parser("put-state")
+    p.add_argument("kind", choices=STATE_KINDS)
+    p.add_argument("path")
+    p.add_argument("text", nargs="?")
+    p = sub.add_parser("show-state")
+    p.add_argument("path")
     args = parser.parse_args()
     handler = {"count": cmd_count, "qemu-under": cmd_qemu_under, "kill-qemu-under": cmd_kill_qemu_under,
                "kill-on-marker": cmd_kill_on_marker, "parallel": cmd_parallel,
-               "kill-qemu": cmd_kill_qemu, "zombie": cmd_zombie, "listen": cmd_listen,
-               "stop-helper": cmd_stop_helper, "fill": cmd_fill}[args.command]
+               "kill-qemu": cmd_kill_qemu, "wait-qmp-event": cmd_wait_qmp_event, "zombie": cmd_zombie, "listen": cmd_listen,
+               "stop-helper": cmd_stop_helper, "fill": cmd_fill, "put-state": cmd_put_state,
+               "show-state": cmd_show_state}[args.command]
     result = handler(args)
     if result is not None:
         print(json.dumps(result))

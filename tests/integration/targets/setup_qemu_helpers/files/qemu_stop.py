@@ -15,16 +15,25 @@ import json
 import os
 import signal
 import socket
+import stat
 import sys
 import time
 
 
 def read_pid(pidfile):
+    # O_NONBLOCK and a regular file only: a FIFO left at a pidfile (faults_files) must not hang the clean-up.
     try:
-        with open(pidfile) as f:
-            return int(f.read().strip())
+        fd = os.open(pidfile, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return int(os.read(fd, 4096).strip())
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)
 
 
 def running(pid, pidfile):

@@ -1,0 +1,93 @@
+# Copyright (c) qemu_init.qemu contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The one reader (_files.read_text/read_json): every file system state a path can hold, each a clear error naming the
+file (and the VM); and a check that module_utils reads no file around it. The modules' side: test__file_states.py."""
+
+from __future__ import annotations
+
+import ast
+import os
+
+import pytest
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils import _files
+from ansible_collections.qemu_init.qemu.plugins.module_utils._files import FileReadError, read_json, read_text
+from ansible_collections.qemu_init.qemu.tests.unit.plugins.module_utils.file_states import STATES
+
+MODULE_UTILS = os.path.dirname(_files.__file__)
+
+
+@pytest.mark.parametrize("make, problem", STATES, ids=[m.__name__.strip("_") for m, _p in STATES])
+def test_read_text_names_the_state_the_file_and_the_vm(tmp_path, make, problem):
+    path = str(tmp_path / "web1-qemu.cfg")
+    make(path)
+    with pytest.raises(FileReadError) as exc:
+        read_text(path, "cfg file", "web1", hint="do this")
+    msg = exc.value.msg
+    assert msg.startswith("cannot read the cfg file of VM web1: %s: " % path), msg
+    assert (problem % path if "%s" in problem else problem) in msg
+    assert msg.endswith("; do this")
+
+
+def test_missing_file_is_none_and_a_regular_file_is_read(tmp_path):
+    assert read_text(str(tmp_path / "nothing")) is None
+    assert read_json(str(tmp_path / "nothing")) is None
+    (tmp_path / "f").write_text("\u2603 x\n")
+    os.symlink("f", str(tmp_path / "link"))
+    assert read_text(str(tmp_path / "f")) == "\u2603 x\n"
+    assert read_text(str(tmp_path / "link")) == "\u2603 x\n"  # a link to a file is that file
+
+
+def test_read_json_refuses_what_is_not_json(tmp_path):
+    (tmp_path / "launch.json").write_text("{cut")
+    with pytest.raises(FileReadError) as exc:
+        read_json(str(tmp_path / "launch.json"), "launch record", "web1")
+    assert exc.value.msg.startswith("cannot read the launch record of VM web1: %s: not JSON" % (tmp_path / "launch.json"))
+
+
+def _opens(tree):
+    """(line, call) of every open()/os.open()/io.open() call in a module's syntax tree."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if name in ("open", "fdopen"):
+                found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+# Opens that are not reading one of our files: locks (created), /dev/kvm, the serial log QEMU then writes,
+# and /proc (where a missing entry means "no such process", an answer, not an error).
+NOT_READS = {
+    "_process.py": ("/stat", "/cmdline"),
+    "_ports.py": ("proc_net",),
+    "_qemu.py": ("dev",),
+    "_registry.py": ("self.lock_path",),
+    "_vm.py": ("O_CREAT",),
+}
+
+
+def test_every_file_is_read_through_the_one_reader():
+    stray = []
+    for fname in sorted(os.listdir(MODULE_UTILS)):
+        if not fname.endswith(".py") or fname == "_files.py":
+            continue
+        with open(os.path.join(MODULE_UTILS, fname), encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+        for line, call in _opens(tree):
+            if not any(marker in call for marker in NOT_READS.get(fname, ())):
+                stray.append("%s:%d %s" % (fname, line, call[:80]))
+    assert stray == []
+
+
+def test_a_file_that_is_there_but_not_text_gets_the_damaged_hint(tmp_path):
+    (tmp_path / "f").write_bytes(b"\xff\xfe")
+    with pytest.raises(FileReadError) as exc:
+        read_text(str(tmp_path / "f"), "cfg file", "web1", hint="misplaced", damaged_hint="damaged")
+    assert exc.value.msg.endswith("; damaged")
+    os.unlink(str(tmp_path / "f"))
+    os.mkdir(str(tmp_path / "f"))
+    with pytest.raises(FileReadError) as exc:
+        read_text(str(tmp_path / "f"), "cfg file", "web1", hint="misplaced", damaged_hint="damaged")
+    assert exc.value.msg.endswith("; misplaced")

@@ -1,0 +1,45 @@
+# Copyright (c) qemu_init.qemu contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The vm module's links: the exact `ip -batch` lines it sends for a VM's taps and bridges (real `ip -json`
+fixtures in; run_command is the only fake)."""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
+from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Entry
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import VmRecord
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params
+from ansible_collections.qemu_init.qemu.tests.unit.plugins.ip_fakes import IP, FakeRun, links, needs_ip
+from ansible_collections.qemu_init.qemu.tests.unit.plugins.vm_helpers import manager
+
+pytestmark = needs_ip
+
+
+def record_for(mgr, bridge):
+    spec = from_params(dict(name="vm1", nics=[dict(model="e1000")], bridge=bridge), check_files=False)
+    return VmRecord("vm1", Entry("vm1", "vm1", 0, spec.macs()), spec, "", RunPaths(mgr.run_dir, "vm1"))
+
+
+def test_a_tap_on_an_existing_bridge_takes_its_mtu(tmp_path):
+    mgr = manager(tmp_path)
+    mgr.module.run_command = FakeRun(
+        links(None, "mixed.json"),  # br0 is at MTU 1400
+        ([IP, "-batch", "-"],
+         "tuntap add dev vm1-n1 mode tap user %d\nlink set dev vm1-n1 master br0 mtu 1400 up" % os.geteuid(),
+         (0, "", "")))
+    assert mgr._make_links([record_for(mgr, "br0")]) == {"vm1": ["vm1-n1"]}
+    assert not mgr.module.run_command.expected
+
+
+def test_a_bridge_the_vm_module_makes_is_left_to_the_kernel(tmp_path):
+    mgr = manager(tmp_path)
+    mgr.module.run_command = FakeRun(
+        links(None, "mixed.json"),
+        ([IP, "-batch", "-"],
+         "link add name br-new up type bridge stp_state 0\n"
+         "tuntap add dev vm1-n1 mode tap user %d\nlink set dev vm1-n1 master br-new up" % os.geteuid(),
+         (0, "", "")))
+    assert mgr._make_links([record_for(mgr, "br-new")]) == {"vm1": ["vm1-n1"]}
+    assert not mgr.module.run_command.expected
