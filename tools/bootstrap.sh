@@ -33,6 +33,8 @@ APT_PACKAGES+=(
     binutils
     ovmf
     swtpm
+    # tools/build-nspawn-root.sh's container: systemd-nspawn (the boot_systemd target)
+    systemd-container
 )
 if [[ -n "${QI_EXTRA_APT_PACKAGES:-}" ]]; then
     read -r -a _qi_extra <<<"$QI_EXTRA_APT_PACKAGES"

@@ -200,6 +200,13 @@ run_integration() {
     # ansible-test passes only its own environment to the targets; this file (extra vars) tells
     # setup_guest where the work tree and its guest cache are.
     printf 'qi_repo: %s\n' "$QI_REPO" >tests/integration/integration_config.yml
+    # Where boot_systemd keeps its container root and boots its copy (~240 MiB each), when not in .cache/tmp.
+    if [[ -n "${QI_NSPAWN_ROOT_DIR:-}" ]]; then
+        printf 'qi_nspawn_root_dir: %s\n' "$QI_NSPAWN_ROOT_DIR" >>tests/integration/integration_config.yml
+    fi
+    if [[ -n "${QI_NSPAWN_WORK_DIR:-}" ]]; then
+        printf 'qi_nspawn_work_dir: %s\n' "$QI_NSPAWN_WORK_DIR" >>tests/integration/integration_config.yml
+    fi
     run ansible-test integration "${opts[@]}" "${extra[@]}"
 }
 
