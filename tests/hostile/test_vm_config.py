@@ -137,7 +137,7 @@ OPTION_KEYS = {
                 "hostfwd", "restrict", "server", "addr.type", "addr.host", "addr.port", "addr.path", "local.type", "local.host",
                 "local.port", "local.path", "remote.type", "remote.host", "remote.port", "remote.path"},
     "-device": {"netdev", "mac"},
-    "-chardev": {"id", "host", "port", "server", "wait"},
+    "-chardev": {"id", "host", "port", "server", "wait", "path", "logfile", "logappend"},
     "-qmp": {"server", "wait"},
     "-mon": {"chardev", "mode"},
 }
@@ -181,9 +181,14 @@ def check_argv(spec, result):
             qmps.append(head)
     if qmps != ["unix:" + run.qmp, "unix:" + run.observe]:  # the lifecycle and the observer monitor, nothing else
         problems.append("-qmp %r" % qmps)
+    # The serial port: the console socket in the run dir, logged to the serial log, and nothing else.
     serial = ours[ours.index("-serial") + 1]
-    if serial != "file:" + (spec.serial_log or run.serial_log):
-        problems.append("-serial %r" % serial)
+    console = [value for flag, value in zip(ours, ours[1:]) if flag == "-chardev" and value.startswith("socket,id=serial0,")]
+    wanted = [dict(p.partition("=")[::2] for p in qemu_opts(value)[1:]) for value in console]
+    expected = {"id": "serial0", "path": run.console, "server": "on", "wait": "off",
+                "logfile": spec.serial_log or run.serial_log, "logappend": "on"}
+    if serial != "chardev:serial0" or wanted != [expected]:
+        problems.append("-serial %r with -chardev %r" % (serial, console))
     assert not problems, problems
     return argv
 
