@@ -58,18 +58,6 @@ GUEST_TOOL=build-ssh-guest
 # shellcheck source=tools/guest-lib.sh
 . "$REPO/tools/guest-lib.sh"
 
-# The first Debian archive (not -security) in the host's apt sources, one-line or deb822.
-mirror_from_apt() {
-    local -a files=()
-    local f
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-        [[ -f $f ]] && files+=("$f")
-    done
-    ((${#files[@]})) || return 0
-    grep -hvE '^[[:space:]]*#' "${files[@]}" 2>/dev/null |
-        grep -oE 'https?://[^[:space:]]+/debian/?([[:space:]]|$)' |
-        tr -d '[:space:]' | sed 's|/$||' | head -n1 || true
-}
 
 # "pkg=version,..." of the candidate versions of PACKAGES, in one apt-cache call.
 candidate_versions() {
@@ -175,7 +163,7 @@ main() {
     flock 9 # one build per OUTDIR at a time; the second one then finds it up to date
 
     local start=$EPOCHREALTIME
-    MIRROR=${QI_SSH_GUEST_MIRROR:-$(mirror_from_apt)}
+    MIRROR=${QI_SSH_GUEST_MIRROR:-$(apt_debian_mirror)}
     MIRROR=${MIRROR:-http://deb.debian.org/debian}
     # Before build-guest.sh starts below, so that the two never run apt-get update side by side.
     ensure_apt_lists

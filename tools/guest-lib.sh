@@ -48,7 +48,7 @@ manifest_get() {
 }
 
 # The first Debian archive (not -security) in the host's apt sources, one-line or deb822
-# format; empty when there is none. (tools/build-debian-image.sh)
+# format; empty when there is none. (The image, nspawn root and SSH guest builders.)
 apt_debian_mirror() {
     local -a files=()
     local f
