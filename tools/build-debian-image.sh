@@ -99,15 +99,7 @@ size_bytes() {
 # debootstrap into a fresh directory, trim it, and put it in place as OUTDIR/rootfs.
 build_rootfs() {
     local key=$1 new=$OUTDIR/.rootfs.new
-    rm -rf "$new"
-    mkdir -p "$OUTDIR/debs"
-    log "debootstrap $SUITE from $MIRROR (minbase + $PACKAGES)"
-    if ! debootstrap --variant=minbase --include="$PACKAGES" --cache-dir="$OUTDIR/debs" \
-        "$SUITE" "$new" "$MIRROR" >"$OUTDIR/debootstrap.log" 2>&1; then
-        tail -n 20 "$OUTDIR/debootstrap.log" >&2
-        rm -rf "$new"
-        die "debootstrap failed (is $MIRROR reachable? full log: $OUTDIR/debootstrap.log)"
-    fi
+    debootstrap_minbase "$new"
     # What tools/debian-image/dpkg-nodoc keeps out of later installs, out of this one too.
     find "$new/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
     find "$new/usr/share/doc" -mindepth 1 -type d -empty -delete
@@ -117,15 +109,7 @@ build_rootfs() {
         "$new"/var/log/*
     mkdir -p "$new/var/lib/apt/lists/partial" "$new/var/cache/apt/archives/partial"
     install -m 0644 "$SRC/dpkg-nodoc" "$new/etc/dpkg/dpkg.cfg.d/01_qemu-init-nodoc"
-    # Debian byte-compiles only part of the standard library at install time; under TCG, compiling
-    # the rest on each import costs seconds per Ansible module run. Compile it all once, here.
-    local -a pydirs=()
-    local d
-    for d in "$new"/usr/lib/python3 "$new"/usr/lib/python3.[0-9]*; do
-        [[ -d $d ]] && pydirs+=("${d#"$new"}")
-    done
-    chroot "$new" /usr/bin/python3 -m compileall -q -x '/(test|tests|idle_test)/' "${pydirs[@]}" >/dev/null ||
-        log "warning: compileall reported files it could not compile"
+    compile_python_stdlib "$new"
     echo "$key" >"$new/.qi-rootfs-key"
     rm -rf "$OUTDIR/rootfs"
     mv "$new" "$OUTDIR/rootfs"

@@ -39,16 +39,6 @@ GUEST_TOOL=build-nspawn-root
 . "$REPO/tools/guest-lib.sh"
 
 
-# "pkg=version,..." of the candidate versions of PACKAGES, in one apt-cache call.
-candidate_versions() {
-    local -a pkgs
-    IFS=, read -r -a pkgs <<<"$PACKAGES"
-    apt-cache policy "${pkgs[@]}" 2>/dev/null | awk '
-        /^[^ ].*:$/ { pkg = substr($0, 1, length($0) - 1) }
-        /^  Candidate: / && pkg != "" && $2 != "(none)" { out = out sep pkg "=" $2; sep = ","; pkg = "" }
-        END { print out }'
-}
-
 # Container settings on top of debootstrap's result.
 customize_root() {
     local root=$1
@@ -66,15 +56,7 @@ customize_root() {
 
 build_root() {
     local key=$1 new=$OUTDIR/.rootfs.new
-    rm -rf "$new"
-    mkdir -p "$OUTDIR/debs"
-    log "debootstrap $SUITE from $MIRROR (minbase + $PACKAGES)"
-    if ! debootstrap --variant=minbase --include="$PACKAGES" --cache-dir="$OUTDIR/debs" \
-        "$SUITE" "$new" "$MIRROR" >"$OUTDIR/debootstrap.log" 2>&1; then
-        tail -n 20 "$OUTDIR/debootstrap.log" >&2
-        rm -rf "$new"
-        die "debootstrap failed (is $MIRROR reachable? full log: $OUTDIR/debootstrap.log)"
-    fi
+    debootstrap_minbase "$new"
     rm -rf "$new"/usr/share/doc/* "$new"/usr/share/man/* "$new"/usr/share/info/* \
         "$new"/usr/share/locale/* "$new"/var/cache/apt/* "$new"/var/lib/apt/lists/* \
         "$new"/var/cache/debconf/*-old "$new"/var/log/* "$new"/etc/resolv.conf

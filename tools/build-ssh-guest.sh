@@ -59,16 +59,6 @@ GUEST_TOOL=build-ssh-guest
 . "$REPO/tools/guest-lib.sh"
 
 
-# "pkg=version,..." of the candidate versions of PACKAGES, in one apt-cache call.
-candidate_versions() {
-    local -a pkgs
-    IFS=, read -r -a pkgs <<<"$PACKAGES"
-    apt-cache policy "${pkgs[@]}" 2>/dev/null | awk '
-        /^[^ ].*:$/ { pkg = substr($0, 1, length($0) - 1) }
-        /^  Candidate: / && pkg != "" && $2 != "(none)" { out = out sep pkg "=" $2; sep = ","; pkg = "" }
-        END { print out }'
-}
-
 outputs_present() {
     [[ -s $OUTDIR/rootfs.img && -s $OUTDIR/initrd.img && -s $OUTDIR/id_ed25519 && -f $OUTDIR/manifest ]] &&
         [[ -s $OUTDIR/vmlinux || -s $OUTDIR/vmlinuz ]]
@@ -77,29 +67,13 @@ outputs_present() {
 # debootstrap into a fresh directory, trim it, and put it in place as OUTDIR/rootfs.
 build_rootfs() {
     local key=$1 new=$OUTDIR/.rootfs.new
-    rm -rf "$new"
-    mkdir -p "$OUTDIR/debs"
-    log "debootstrap $SUITE from $MIRROR (minbase + $PACKAGES)"
-    if ! debootstrap --variant=minbase --include="$PACKAGES" --cache-dir="$OUTDIR/debs" \
-        "$SUITE" "$new" "$MIRROR" >"$OUTDIR/debootstrap.log" 2>&1; then
-        tail -n 20 "$OUTDIR/debootstrap.log" >&2
-        rm -rf "$new"
-        die "debootstrap failed (is $MIRROR reachable? full log: $OUTDIR/debootstrap.log)"
-    fi
+    debootstrap_minbase "$new"
     # What a guest without network or a human never reads: about half the size.
     rm -rf "$new"/usr/share/doc/* "$new"/usr/share/man/* "$new"/usr/share/info/* \
         "$new"/usr/share/locale/* "$new"/var/cache/apt/* "$new"/var/lib/apt/lists/* \
         "$new"/var/cache/debconf/*-old "$new"/var/log/* "$new"/etc/resolv.conf
     mkdir -p "$new/var/lib/apt/lists/partial" "$new/var/cache/apt/archives/partial"
-    # Debian byte-compiles only part of the standard library at install time; under TCG, compiling
-    # the rest on each import costs seconds per Ansible module run. Compile it all once, here.
-    local -a pydirs=()
-    local d
-    for d in "$new"/usr/lib/python3 "$new"/usr/lib/python3.[0-9]*; do
-        [[ -d $d ]] && pydirs+=("${d#"$new"}")
-    done
-    chroot "$new" /usr/bin/python3 -m compileall -q -x '/(test|tests|idle_test)/' "${pydirs[@]}" >/dev/null ||
-        log "warning: compileall reported files it could not compile"
+    compile_python_stdlib "$new"
     echo "$key" >"$new/.qi-rootfs-key"
     rm -rf "$OUTDIR/rootfs"
     mv "$new" "$OUTDIR/rootfs"

@@ -105,3 +105,43 @@ apt_suite_versions() {
     done
     echo "$out"
 }
+
+# "pkg=version,..." of the candidate versions of PACKAGES, in one apt-cache call.
+candidate_versions() {
+    local -a pkgs
+    IFS=, read -r -a pkgs <<<"$PACKAGES"
+    apt-cache policy "${pkgs[@]}" 2>/dev/null | awk '
+        /^[^ ].*:$/ { pkg = substr($0, 1, length($0) - 1) }
+        /^  Candidate: / && pkg != "" && $2 != "(none)" { out = out sep pkg "=" $2; sep = ","; pkg = "" }
+        END { print out }'
+}
+
+# debootstrap --variant=minbase of SUITE from MIRROR with PACKAGES (comma-separated) into DIR, .debs kept in
+# OUTDIR/debs; the log in OUTDIR/debootstrap.log, its tail and a clear error when it fails (DIR is removed).
+#   debootstrap_minbase DIR
+# shellcheck disable=SC2153  # SUITE, MIRROR, PACKAGES, OUTDIR are the sourcing builder's settings
+debootstrap_minbase() {
+    local dir=$1
+    rm -rf "$dir"
+    mkdir -p "$OUTDIR/debs"
+    log "debootstrap $SUITE from $MIRROR (minbase + $PACKAGES)"
+    if ! debootstrap --variant=minbase --include="$PACKAGES" --cache-dir="$OUTDIR/debs" \
+        "$SUITE" "$dir" "$MIRROR" >"$OUTDIR/debootstrap.log" 2>&1; then
+        tail -n 20 "$OUTDIR/debootstrap.log" >&2
+        rm -rf "$dir"
+        die "debootstrap failed (is $MIRROR reachable? full log: $OUTDIR/debootstrap.log)"
+    fi
+}
+
+# Debian byte-compiles only part of the standard library at install time; under TCG, compiling the rest on
+# each import costs seconds per Ansible module run. Compile it all once, in the root DIR.
+#   compile_python_stdlib DIR
+compile_python_stdlib() {
+    local root=$1 d
+    local -a pydirs=()
+    for d in "$root"/usr/lib/python3 "$root"/usr/lib/python3.[0-9]*; do
+        [[ -d $d ]] && pydirs+=("${d#"$root"}")
+    done
+    chroot "$root" /usr/bin/python3 -m compileall -q -x '/(test|tests|idle_test)/' "${pydirs[@]}" >/dev/null ||
+        log "warning: compileall reported files it could not compile"
+}
