@@ -4,10 +4,8 @@
 """VM spec -> qemu-system argv. Pure: no I/O except probing /dev/kvm for accel=auto.
 
 Always: -nodefaults -no-reboot -daemonize -pidfile -qmp unix:... (twice: the lifecycle and the observer
-monitor, see _paths.RunPaths); every NIC with an explicit
-mac=, every disk with an explicit format=. Values that land inside QEMU's comma-separated
-option lists have their commas doubled (QEMU's escape), so a path or name can never smuggle
-in an option of its own.
+monitor, see _paths.RunPaths); every NIC with an explicit mac=, every disk with an explicit format=. Each
+device kind writes its own options (_devices/); values inside QEMU's option lists are escaped (qemu_opts.esc).
 """
 
 from __future__ import annotations
@@ -16,19 +14,17 @@ import fcntl
 import os
 import typing as t
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import cdrom, disk, nic as nic_kind
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.qemu_opts import esc
 
 _KVM_GET_API_VERSION = 0xAE00
 _KVM_API_VERSION = 12
 
 if t.TYPE_CHECKING:
     from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
-    from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import NicSpec, VmSpec
+    from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import VmSpec
 
-
-def esc(value: object) -> str:
-    """Escape a value for a QEMU option list (a,b=c): commas are doubled."""
-    return str(value).replace(",", ",,")
+__all__ = ["esc", "build_argv", "resolve_accel", "kvm_usable", "qmp_args", "observer_socket"]
 
 
 def kvm_usable(dev: str = "/dev/kvm") -> bool:
@@ -50,62 +46,6 @@ def resolve_accel(accel: str, kvm_check: t.Callable[[], bool] = kvm_usable) -> s
     if accel == "auto":
         return "kvm" if kvm_check() else "tcg"
     return accel
-
-
-def _split_hostport(value: str, default_host: str) -> tuple[str, str]:
-    host, port = value.rsplit(":", 1)
-    return (host.strip("[]") or default_host), port
-
-
-def netdev_arg(nic: NicSpec, index: int, tap_name: str | None) -> str:
-    """The -netdev value of NIC `index` (1-based)."""
-    netdev_id = "net%d" % (index - 1)
-    backend = nic.backend
-    if backend == "tap":
-        # The vm module creates and enslaves the tap before launch: QEMU runs no scripts.
-        return "tap,id=%s,ifname=%s,script=no,downscript=no" % (netdev_id, esc(tap_name))
-    if backend == "socket":
-        if nic.listen:
-            # An empty host would listen on every address; loopback unless the user names one.
-            host, port = _split_hostport(nic.listen, "127.0.0.1")
-            return "socket,id=%s,listen=%s:%s" % (netdev_id, esc(host), port)
-        return "socket,id=%s,connect=%s" % (netdev_id, esc(nic.connect))
-    if backend == "mcast":
-        value = "socket,id=%s,mcast=%s" % (netdev_id, esc(nic.mcast))
-        if nic.localaddr:
-            value += ",localaddr=%s" % esc(nic.localaddr)
-        return value
-    if backend == "hubport":
-        return "hubport,id=%s,hubid=%d" % (netdev_id, _needed(nic.hub, "hub", index, backend))
-    if backend == "user":
-        options = ["user,id=%s" % netdev_id] + (["restrict=on"] if nic.restrict else [])
-        return ",".join(options + ["hostfwd=%s" % esc(rule) for rule in nic.hostfwd])
-    if backend == "stream":
-        server = bool(nic.listen)
-        address = _needed(nic.listen or nic.connect, "listen or connect", index, backend)
-        return "stream,id=%s,server=%s,%s" % (netdev_id, "on" if server else "off", _address("addr", address))
-    if backend == "dgram":
-        local = _needed(nic.listen, "listen", index, backend)
-        remote = _needed(nic.connect, "connect", index, backend)
-        return "dgram,id=%s,%s,%s" % (netdev_id, _address("local", local), _address("remote", remote))
-    raise QemuInitError("NIC%d: backend %r has no QEMU mapping" % (index, backend))
-
-
-_T = t.TypeVar("_T")
-
-
-def _needed(value: _T | None, field: str, index: int, backend: str) -> _T:
-    # _vmspec validation guarantees these fields; a spec built some other way gets an error, not a TypeError.
-    if value is None:
-        raise QemuInitError("NIC%d: backend %s needs %s" % (index, backend, field))
-    return value
-
-
-def _address(prefix: str, value: str) -> str:
-    if value.startswith("unix:"):
-        return "%s.type=unix,%s.path=%s" % (prefix, prefix, esc(value[5:]))
-    host, port = _split_hostport(value, "127.0.0.1")
-    return "%s.type=inet,%s.host=%s,%s.port=%s" % (prefix, prefix, esc(host), prefix, port)
 
 
 def _qmp_unix(path: str) -> str:
@@ -151,21 +91,14 @@ def build_argv(spec: VmSpec, binary: str, run_paths: RunPaths, ports: dict[str, 
             argv += ["-initrd", spec.initrd]
         if spec.append is not None:
             argv += ["-append", spec.append]
-    for disk in spec.disks:
-        drive = "file=%s,format=%s,if=%s,media=disk,snapshot=off" % (esc(disk.file), disk.format, disk.interface)
-        if disk.readonly:
-            drive += ",readonly=on"
-        argv += ["-drive", drive]
+    for item in spec.disks:
+        argv += disk.argv(item)
     for path in spec.cdroms:
-        argv += ["-drive", "file=%s,format=raw,if=ide,media=cdrom,readonly=on" % esc(path)]
+        argv += cdrom.argv(path)
     for i, nic in enumerate(spec.nics, start=1):
-        argv += ["-netdev", netdev_arg(nic, i, spec.nic_tap(i, short_name))]
-        argv += ["-device", "%s,netdev=net%d,mac=%s" % (nic.model, i - 1, spec.nic_mac(i))]
+        argv += nic_kind.argv(nic, i, spec.nic_tap(i, short_name), spec.nic_mac(i))
     for hub in spec.hubs:
-        # The uplink: a tap netdev with no guest device, plugged into the hub by a hubport.
-        uplink = "hub%dup" % hub.id
-        argv += ["-netdev", "tap,id=%s,ifname=%s,script=no,downscript=no" % (uplink, esc(spec.hub_tap(hub, short_name)))]
-        argv += ["-netdev", "hubport,id=hub%dport,hubid=%d,netdev=%s" % (hub.id, hub.id, uplink)]
+        argv += hub.argv(short_name)
     # The serial console: a unix socket `qemu-init console` attaches to (one client at a time), and everything the
     # guest prints also goes to the log file, attached or not.
     argv += ["-chardev", "socket,id=serial0,path=%s,server=on,wait=off,logfile=%s,logappend=on"

@@ -16,13 +16,13 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import select
 import shutil
 import signal
 import time
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic import backend_of
 from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import VmInventory, VmRecord
 from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand, plan_bridge, plan_tap
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import cfg_path
@@ -65,26 +65,11 @@ START_LOCK = ".qemu-init.start.lock"
 LAUNCH_PARALLEL = max(4, 2 * (os.cpu_count() or 1))
 
 
-def netdev_connected(info_network, index, backend):
-    """From HMP `info network`: is netdev net<index> (a socket/stream client) connected?
-
-    QEMU 7.2 shows a connected socket client as 'socket: connect to H:P' and a connected stream
-    client as 'tcp:H:P' or 'unix:PATH'; a failed one as an empty description or 'connection error'.
-    """
-    match = re.search(r"^[ \t\\]*net%d: index=\d+,type=(\w+),(.*)$" % index, info_network, re.MULTILINE)
-    if not match:
-        return False
-    rest = match.group(2).strip()
-    if backend == "socket":
-        return rest.startswith("socket: connect to")
-    return rest.startswith(("tcp:", "unix:"))
-
-
 def launchable(record):
     """The launch order's view of a VM to start (_plan.launch_waves)."""
     nics = record.spec.nics
-    return Launchable(record.name, connects=any(nic.backend in ("socket", "stream") and nic.connect for nic in nics),
-                      listens=any(nic.listen for nic in nics))
+    return Launchable(record.name, connects=any(backend_of(nic).connects(nic) for nic in nics),
+                      listens=any(backend_of(nic).listens(nic) for nic in nics))
 
 
 def _unused_link_group(ip):
@@ -223,7 +208,7 @@ class VmManager(VmInventory):
             by_netns.setdefault(record.spec.netns, []).append(record)
         for netns, group in by_netns.items():
             ip = IpCommand(self.module, netns)
-            self._check_mcast_routes(ip, group)
+            self._check_host(ip, group)
             links = ip.links()
             lines = []
             if netns and not links.get("lo", {}).get("up"):
@@ -258,22 +243,16 @@ class VmManager(VmInventory):
                 ip.apply(lines)
         return made
 
-    def _check_mcast_routes(self, ip, records):
-        """An mcast NIC without localaddr needs a route to its group, or QEMU exits with 'No such device'."""
+    def _check_host(self, ip, records):
+        """What each NIC's backend needs from ip's namespace before launch (an mcast group's route)."""
         for record in records:
             for i, nic in enumerate(record.spec.nics, start=1):
-                if nic.backend != "mcast" or nic.localaddr:
-                    continue
-                group = nic.mcast.rsplit(":", 1)[0].strip("[]")
-                try:
-                    ip.run(["route", "get", group])
-                except QemuInitError:
-                    where = "network namespace %s" % ip.netns if ip.netns else "the host's network namespace"
-                    raise QemuInitError(
-                        "VM %s nics[%d] (mcast %s): %s has no route to the multicast group %s, so QEMU could not join "
-                        "it ('No such device'); set nics[%d].localaddr (127.0.0.1 for a bus between VMs on this host) "
-                        "or add a multicast route (ip route add 224.0.0.0/4 dev IFACE)"
-                        % (record.name, i - 1, nic.mcast, where, group, i - 1)) from None
+                def where(fname, i=i):
+                    return "nics[%d].%s" % (i - 1, fname)
+                problem = backend_of(nic).host_problem(nic, ip, where)
+                if problem:
+                    raise QemuInitError("VM %s nics[%d] (%s %s): %s"
+                                        % (record.name, i - 1, nic.backend, nic.mcast or nic.connect or nic.listen, problem))
 
     def _remove_links(self, netns, taps):
         if not taps:
@@ -339,8 +318,7 @@ class VmManager(VmInventory):
 
     def _dead_connections(self, record):
         """Descriptions of the socket/stream connect NICs QEMU could not connect."""
-        connects = [(i, nic) for i, nic in enumerate(record.spec.nics, start=1)
-                    if nic.backend in ("socket", "stream") and nic.connect]
+        connects = [(i, nic) for i, nic in enumerate(record.spec.nics, start=1) if backend_of(nic).connects(nic)]
         if not connects:
             return []
         # No QMP event reports the socket backend's outcome; it is settled for a loopback peer by the
@@ -351,7 +329,7 @@ class VmManager(VmInventory):
                 text = qmp.hmp("info network")
                 dead = ["nics[%d] (%s connect %s) is not connected: nothing accepted the connection"
                         % (i - 1, nic.backend, nic.connect)
-                        for i, nic in connects if not netdev_connected(text, i - 1, nic.backend)]
+                        for i, nic in connects if not backend_of(nic).connected(nic, text, i)]
                 if not dead or time.monotonic() >= deadline:
                     return dead
                 qmp.wait_event("NETDEV_STREAM_CONNECTED", CONNECT_POLL)

@@ -16,10 +16,15 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from ansible_collections.qemu_init.qemu.plugins.module_utils import _addr
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CFG_FILE_HINT, DAMAGED_CFG_HINT, CfgError, CfgFile, numbered
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import cdrom, disk, nic as nic_kind
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.disk import DiskSpec, default_format as default_disk_format
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic_base import DEFAULT_NIC_MODEL, NicSpec
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic_hubport import HubSpec, build_hubs, hub_cfg_items
 from ansible_collections.qemu_init.qemu.plugins.module_utils._files import FileReadError, read_text
-from ansible_collections.qemu_init.qemu.plugins.module_utils._mac import derive_mac, normalize_mac
+from ansible_collections.qemu_init.qemu.plugins.module_utils._mac import derive_mac
 from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import (
     check_absolute_path,
     check_ifname,
@@ -27,39 +32,23 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import (
     check_vm_name,
 )
 
+__all__ = ["DiskSpec", "HubSpec", "NicSpec", "VmSpec", "default_disk_format", "from_params", "from_cfg"]
+
 DEFAULT_OS = "linux"
 DEFAULT_BRIDGE = "br0"
-DEFAULT_NIC_MODEL = "e1000"
-DEFAULT_NIC_BACKEND = "tap"
 DEFAULT_ACCEL = "auto"
 DEFAULT_VNC_LISTEN = "127.0.0.1"
 MAX_NICS = 32
 MAX_DISKS = 32
 
 ACCELS = ("auto", "kvm", "tcg")
-DISK_FORMATS = ("raw", "qcow2", "qed", "vdi", "vmdk", "vhdx", "vpc", "luks")
-DISK_INTERFACES = ("ide", "virtio", "scsi", "none")
-NIC_BACKENDS = ("tap", "socket", "mcast", "hubport", "user", "stream", "dgram")
 
-# Which optional NIC fields mean something for which backend. A field set on a backend that
-# ignores it is a mistake worth reporting (e.g. `mcast:` on a tap NIC).
-NIC_BACKEND_FIELDS = {
-    "tap": ("bridge", "tap"),
-    "socket": ("listen", "connect"),
-    "mcast": ("mcast", "localaddr"),
-    "hubport": ("hub",),
-    "user": ("hostfwd", "restrict"),
-    "stream": ("listen", "connect"),
-    "dgram": ("listen", "connect"),
-}
-NIC_OPTIONAL_FIELDS = ("bridge", "tap", "listen", "connect", "mcast", "localaddr", "hub", "hostfwd", "restrict")
-
+# The cfg keys each device kind owns (_devices/).
+_KIND_KEY_PATTERNS = (disk.CFG_KEY_PATTERN, cdrom.CFG_KEY_PATTERN, nic_kind.CFG_KEY_PATTERN)
 # cfg keys we own; anything else in a cfg file is the operator's and is kept untouched.
 _MANAGED_KEY_RE = re.compile(
     r"^(NAME|OS|MEMORY|CPUS|MACHINE|ACCEL|KERNEL|INITRD|APPEND|BRIDGE_IFNAME|NETNS|VNC|VNC_LISTEN|MONITOR_TCP|AUTOSTART"
-    r"|SERIAL_LOG|EXTRA_ARGS|CDR\d+|DSK\d+(_(FORMAT|INTERFACE|READONLY))?"
-    r"|NIC\d+(_(BACKEND|BRIDGE|TAP|LISTEN|CONNECT|MCAST|LOCALADDR|HUB|MAC|HOSTFWD|RESTRICT))?"
-    r"|HUB\d+(_(BRIDGE|TAP))?)$"
+    r"|SERIAL_LOG|EXTRA_ARGS|HUB\d+(_(BRIDGE|TAP))?|%s)$" % "|".join(_KIND_KEY_PATTERNS)
 )
 
 # Options the launcher owns; passing them through extra_args would break identity, stop or
@@ -96,45 +85,10 @@ _RESERVED_ARGS = {
 # extra_args options whose value can open a network listener (QEMU's chardev and address syntaxes).
 _LISTENER_ARGS = ("-chardev", "-gdb", "-debugcon", "-parallel", "-virtioconsole", "-incoming", "-spice", "-display")
 
-_HOSTPORT_RE = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):(?P<port>\d{1,5})$")
-_HOSTFWD_RE = re.compile(r"^(?P<proto>tcp|udp):(?P<haddr>[0-9.]*):(?P<hport>\d{1,5})-(?P<gaddr>[0-9.]*):(?P<gport>\d{1,5})$")
-_MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MACHINE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _OS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _TRUE = ("yes", "true", "on", "1")
 _FALSE = ("no", "false", "off", "0")
-
-
-@dataclass
-class DiskSpec:
-    file: str
-    format: str
-    interface: str = "ide"
-    readonly: bool = False
-
-
-@dataclass
-class NicSpec:
-    model: str = DEFAULT_NIC_MODEL
-    backend: str = DEFAULT_NIC_BACKEND
-    bridge: str | None = None
-    tap: str | None = None
-    listen: str | None = None
-    connect: str | None = None
-    mcast: str | None = None
-    localaddr: str | None = None
-    hub: int | None = None
-    hostfwd: list[str] = field(default_factory=list)
-    restrict: bool = False  # user: the guest reaches only slirp's own services and its host forwards
-    mac: str | None = None  # explicit MAC; None means derived from NAME, OS and the NIC number
-
-
-@dataclass
-class HubSpec:
-    """A tap uplink joining QEMU hub `id` (the old -net "VLAN") to a bridge."""
-    id: int
-    bridge: str | None = None
-    tap: str | None = None
 
 
 @dataclass
@@ -172,43 +126,37 @@ class VmSpec:
 
     def nic_bridge(self, index):
         nic = self.nics[index - 1]
-        return nic.bridge or self.bridge if nic.backend == "tap" else None
+        return nic_kind.backend_of(nic).bridge(nic, self.bridge)
 
     def nic_tap(self, index, short_name):
-        """The tap device name NIC `index` uses: explicit, else <short_name>-n<index>."""
+        """The tap device name NIC `index` uses (a tap NIC's: explicit, else <short_name>-n<index>), or None."""
         nic = self.nics[index - 1]
-        if nic.backend != "tap":
-            return None
-        return nic.tap or "%s-n%d" % (short_name, index)
+        return nic_kind.backend_of(nic).tap(nic, index, short_name)
 
     def hub_bridge(self, hub):
-        return hub.bridge or self.bridge
+        return hub.bridge_name(self.bridge)
 
     def hub_tap(self, hub, short_name):
-        """The tap device name of a hub uplink: explicit, else <short_name>-h<id>."""
-        return hub.tap or "%s-h%d" % (short_name, hub.id)
+        return hub.tap_name(short_name)
 
     def taps(self, short_name):
         """[(tap, bridge)] of every tap this VM needs: tap NICs, then hub uplinks."""
         taps = [(self.nic_tap(i, short_name), self.nic_bridge(i))
-                for i, nic in enumerate(self.nics, start=1) if nic.backend == "tap"]
+                for i in range(1, len(self.nics) + 1) if self.nic_tap(i, short_name)]
         return taps + [(self.hub_tap(hub, short_name), self.hub_bridge(hub)) for hub in self.hubs]
 
     def listened_tcp_ports(self):
         """{port: what} of the TCP ports the VM's NICs listen on (socket/stream listen, tcp host forwards)."""
         ports: dict[int, str] = {}
         for i, nic in enumerate(self.nics, start=1):
-            if nic.backend in ("socket", "stream") and nic.listen and not nic.listen.startswith("unix:"):
-                ports.setdefault(int(nic.listen.rsplit(":", 1)[1]), "nics[%d].listen" % (i - 1))
-            for rule in nic.hostfwd:
-                match = _HOSTFWD_RE.match(rule)
-                if match and match.group("proto") == "tcp":
-                    ports.setdefault(int(match.group("hport")), "nics[%d].hostfwd" % (i - 1))
+            backend = nic_kind.backend_of(nic)
+            for port in backend.listened_tcp_ports(nic):
+                ports.setdefault(port, "nics[%d].%s" % (i - 1, "listen" if backend.listens(nic) else "hostfwd"))
         return ports
 
     def uses_bridge(self):
         """Does a tap NIC or a hub uplink use the VM's own bridge (BRIDGE_IFNAME)?"""
-        return (any(nic.backend == "tap" and not nic.bridge for nic in self.nics)
+        return (any(not nic.bridge and self.nic_bridge(i) for i, nic in enumerate(self.nics, start=1))
                 or any(not hub.bridge for hub in self.hubs))
 
     # --- rendering -----------------------------------------------------------------------
@@ -226,36 +174,13 @@ class VmSpec:
         ):
             if value is not None:
                 items.append((key, str(value)))
-        for i, disk in enumerate(self.disks, start=1):
-            items.append(("DSK%d" % i, disk.file))
-            if disk.format != default_disk_format(disk.file):
-                items.append(("DSK%d_FORMAT" % i, disk.format))
-            if disk.interface != "ide":
-                items.append(("DSK%d_INTERFACE" % i, disk.interface))
-            if disk.readonly:
-                items.append(("DSK%d_READONLY" % i, "yes"))
+        for i, item in enumerate(self.disks, start=1):
+            items += disk.cfg_items(item, i)
         for i, path in enumerate(self.cdroms, start=1):
-            items.append(("CDR%d" % i, path))
+            items += cdrom.cfg_items(path, i)
         for i, nic in enumerate(self.nics, start=1):
-            items.append(("NIC%d" % i, nic.model))
-            if nic.backend != DEFAULT_NIC_BACKEND:
-                items.append(("NIC%d_BACKEND" % i, nic.backend))
-            for fname in ("bridge", "tap", "listen", "connect", "mcast", "localaddr", "hub"):
-                value = getattr(nic, fname)
-                if value is not None:
-                    items.append(("NIC%d_%s" % (i, fname.upper()), str(value)))
-            if nic.hostfwd:
-                items.append(("NIC%d_HOSTFWD" % i, " ".join(nic.hostfwd)))
-            if nic.restrict:
-                items.append(("NIC%d_RESTRICT" % i, "yes"))
-            if nic.mac:
-                items.append(("NIC%d_MAC" % i, nic.mac))
-        for i, hub in enumerate(self.hubs, start=1):
-            items.append(("HUB%d" % i, str(hub.id)))
-            if hub.bridge is not None:
-                items.append(("HUB%d_BRIDGE" % i, hub.bridge))
-            if hub.tap is not None:
-                items.append(("HUB%d_TAP" % i, hub.tap))
+            items += nic_kind.cfg_items(nic, i)
+        items += hub_cfg_items(self.hubs)
         # qemu-init's docs put BRIDGE_IFNAME at the bottom of the NIC section.
         if self.uses_bridge() or self.bridge != DEFAULT_BRIDGE:
             items.append(("BRIDGE_IFNAME", self.bridge))
@@ -295,15 +220,6 @@ class VmSpec:
 
 def is_managed_key(key):
     return bool(_MANAGED_KEY_RE.match(key))
-
-
-def default_disk_format(path):
-    """The format assumed when a disk does not say: qcow2 for *.qcow2 files, raw otherwise.
-
-    Never guessed from the image's content: a raw image whose guest wrote a qcow2 header
-    would otherwise be opened as qcow2 on the next boot (QEMU's probing hazard).
-    """
-    return "qcow2" if path.lower().endswith(".qcow2") else "raw"
 
 
 # --- building a spec -------------------------------------------------------------------------
@@ -400,20 +316,9 @@ def from_cfg(cfg, source="<cfg>", check_files=False):
     except ValueError as exc:
         raise ParameterError(names.top("extra_args"), "cannot split into arguments: %s" % exc) from exc
     for i, path in enumerate(numbered(d, "DSK"), start=1):
-        params["disks"].append(dict(
-            file=path,
-            format=opt("DSK%d_FORMAT" % i),
-            interface=opt("DSK%d_INTERFACE" % i),
-            readonly=_to_bool(opt("DSK%d_READONLY" % i), names.disk(i, "readonly")),
-        ))
+        params["disks"].append(disk.from_cfg(i, path, opt, _to_bool, lambda fname, i=i: names.disk(i, fname)))
     for i, model in enumerate(numbered(d, "NIC"), start=1):
-        nic = dict(model=model, backend=opt("NIC%d_BACKEND" % i) or DEFAULT_NIC_BACKEND, mac=opt("NIC%d_MAC" % i))
-        for fname in NIC_OPTIONAL_FIELDS:
-            nic[fname] = opt("NIC%d_%s" % (i, fname.upper()))
-        nic["hub"] = _to_int(nic["hub"], names.nic(i, "hub"))
-        nic["hostfwd"] = (nic["hostfwd"] or "").split()
-        nic["restrict"] = _to_bool(nic["restrict"], names.nic(i, "restrict"))
-        params["nics"].append(nic)
+        params["nics"].append(nic_kind.from_cfg(d, i, model, opt, _to_int, _to_bool, lambda fname, i=i: names.nic(i, fname)))
     params["hubs"] = [dict(id=_to_int(hub_id, names.hub(i, "id")), bridge=opt("HUB%d_BRIDGE" % i), tap=opt("HUB%d_TAP" % i))
                       for i, hub_id in enumerate(numbered(d, "HUB"), start=1)]
     return _build(params, names, check_files)
@@ -448,25 +353,6 @@ def _choice(value, choices, where):
     if value not in choices:
         raise ParameterError(where, "%r is not one of %s" % (value, ", ".join(choices)))
     return value
-
-
-def _hostport(value, where, allow_empty_host):
-    match = _HOSTPORT_RE.match(value or "")
-    if not match:
-        raise ParameterError(where, "%r is not HOST:PORT" % (value,))
-    port = int(match.group("port"))
-    if not 1 <= port <= 65535:
-        raise ParameterError(where, "port %d is not between 1 and 65535" % port)
-    if not match.group("host") and not allow_empty_host:
-        raise ParameterError(where, "%r needs a host to connect to, e.g. 127.0.0.1:%d" % (value, port))
-    return value
-
-
-def _stream_address(value, where, allow_empty_host):
-    if value.startswith("unix:"):
-        check_absolute_path(value[5:], where)
-        return value
-    return _hostport(value, where, allow_empty_host)
 
 
 def _build(p, names, check_files):
@@ -511,15 +397,9 @@ def _build(p, names, check_files):
     if len(disks) > MAX_DISKS:
         raise ParameterError(names.top("disks"), "at most %d disks" % MAX_DISKS)
     for i, d in enumerate(disks, start=1):
-        path = check_absolute_path(d.get("file"), names.disk(i, "file"), must_exist=check_files, kind="disk image")
-        spec.disks.append(DiskSpec(
-            file=path,
-            format=_choice(d.get("format") or default_disk_format(path), DISK_FORMATS, names.disk(i, "format")),
-            interface=_choice(d.get("interface") or "ide", DISK_INTERFACES, names.disk(i, "interface")),
-            readonly=bool(d.get("readonly")),
-        ))
+        spec.disks.append(disk.build(d, lambda fname, i=i: names.disk(i, fname), check_files))
     for i, path in enumerate(p.get("cdroms") or [], start=1):
-        spec.cdroms.append(check_absolute_path(path, names.cdrom(i), must_exist=check_files, kind="ISO image"))
+        spec.cdroms.append(cdrom.build(path, names.cdrom(i), check_files))
 
     spec.bridge = check_ifname(p.get("bridge") or DEFAULT_BRIDGE, names.top("bridge"))
     spec.netns = check_netns(p.get("netns"), names.top("netns"))
@@ -528,7 +408,7 @@ def _build(p, names, check_files):
     if len(nics) > MAX_NICS:
         raise ParameterError(names.top("nics"), "at most %d NICs" % MAX_NICS)
     for i, n in enumerate(nics, start=1):
-        spec.nics.append(_build_nic(n, i, names))
+        spec.nics.append(nic_kind.build(n, i, lambda fname, i=i: names.nic(i, fname)))
     macs: dict[str, int] = {}
     for i in range(1, len(spec.nics) + 1):
         mac = spec.nic_mac(i)
@@ -542,12 +422,12 @@ def _build(p, names, check_files):
                 raise ParameterError(names.nic(i, "tap"), "%s is already used by NIC%d of this VM" % (nic.tap, taps[nic.tap]))
             taps[nic.tap] = i
 
-    _build_hubs(spec, p.get("hubs") or [], names)
+    spec.hubs = build_hubs(p.get("hubs") or [], spec.nics, names.hub)
     # A tap named like a bridge the VM puts its taps on would be that bridge: refused here, not at launch.
-    bridges = set(spec.nic_bridge(i) for i, nic in enumerate(spec.nics, start=1) if nic.backend == "tap")
+    bridges = set(spec.nic_bridge(i) for i in range(1, len(spec.nics) + 1)) - {None}
     bridges.update(spec.hub_bridge(hub) for hub in spec.hubs)
     for i, nic in enumerate(spec.nics, start=1):
-        if nic.backend == "tap" and nic.tap in bridges:
+        if nic.tap and nic.tap in bridges:
             raise ParameterError(names.nic(i, "tap"), "%s is also a bridge this VM's taps are put on; a tap cannot be a bridge" % nic.tap)
     for i, hub in enumerate(spec.hubs, start=1):
         if hub.tap in bridges:
@@ -609,16 +489,6 @@ def _qemu_opts(value):
     return opts
 
 
-def _loopback(host):
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
-
-
 def _legacy_chardev_host(value):
     """Host of a legacy chardev address (tcp:HOST:PORT,server), or None when it opens no socket of its own."""
     kind, sep, rest = value.partition(":")
@@ -661,105 +531,9 @@ def _non_loopback_listener(flag, value):
                 where = address.rpartition(":")[0]
     else:
         where = _legacy_chardev_host(value)
-    if where is None or _loopback(where):
+    if where is None or _addr.is_loopback(where):
         return None
     return "would listen on %s" % (where or "every address")
-
-
-def _build_nic(n, i, names):
-    backend = _choice(n.get("backend") or DEFAULT_NIC_BACKEND, NIC_BACKENDS, names.nic(i, "backend"))
-    model = n.get("model") or DEFAULT_NIC_MODEL
-    if not _MODEL_RE.match(model):
-        raise ParameterError(names.nic(i, "model"), "%r is not a QEMU device name" % (model,))
-    nic = NicSpec(model=model, backend=backend)
-    allowed = NIC_BACKEND_FIELDS[backend]
-    for fname in NIC_OPTIONAL_FIELDS:
-        value = n.get(fname)
-        # restrict: false is the default, so it is no mistake on any backend (`hub: 0` is a value).
-        if value is None or value is False or value in ("", []):
-            continue
-        if fname not in allowed:
-            raise ParameterError(names.nic(i, fname), "is not used by backend %s (it uses: %s)" % (backend, ", ".join(allowed)))
-        setattr(nic, fname, value)
-    if nic.bridge is not None:
-        check_ifname(nic.bridge, names.nic(i, "bridge"))
-    if nic.tap is not None:
-        check_ifname(nic.tap, names.nic(i, "tap"))
-    if backend in ("socket", "stream", "dgram"):
-        if backend != "dgram" and bool(nic.listen) == bool(nic.connect):
-            raise ParameterError(names.nic(i, "listen"), "backend %s needs exactly one of listen or connect" % backend)
-        if backend == "dgram" and not (nic.listen and nic.connect):
-            raise ParameterError(names.nic(i, "listen"), "backend dgram needs listen (local address) and connect (remote address)")
-        check = _hostport if backend == "socket" else _stream_address
-        for fname, allow_empty in (("listen", True), ("connect", False)):
-            value = getattr(nic, fname)
-            if value:
-                check(value, names.nic(i, fname), allow_empty_host=allow_empty)
-                if backend == "socket" and value.startswith("["):
-                    # QEMU's socket netdev resolves IPv4 only ("can't resolve host address '['").
-                    raise ParameterError(names.nic(i, fname), "%r: backend socket is IPv4 only; use backend stream for IPv6" % (value,))
-    if backend == "mcast":
-        if not nic.mcast:
-            raise ParameterError(names.nic(i, "mcast"), "backend mcast needs mcast: GROUP:PORT, e.g. 230.0.0.1:1234")
-        _hostport(nic.mcast, names.nic(i, "mcast"), allow_empty_host=False)
-        group = nic.mcast.rsplit(":", 1)[0].strip("[]")
-        if nic.mcast.startswith("["):
-            raise ParameterError(names.nic(i, "mcast"), "%r: QEMU's mcast backend is IPv4 only" % (nic.mcast,))
-        try:
-            if not ipaddress.ip_address(group).is_multicast:
-                raise ParameterError(names.nic(i, "mcast"), "%s is not a multicast group address" % group)
-        except ValueError:
-            raise ParameterError(names.nic(i, "mcast"), "%r is not an IP address" % group) from None
-        if nic.localaddr:
-            try:
-                version = ipaddress.ip_address(nic.localaddr).version
-            except ValueError:
-                raise ParameterError(names.nic(i, "localaddr"), "%r is not an IP address" % (nic.localaddr,)) from None
-            if version != 4:
-                raise ParameterError(names.nic(i, "localaddr"), "%r: QEMU's mcast backend is IPv4 only" % (nic.localaddr,))
-    if backend == "hubport":
-        if nic.hub is None:
-            raise ParameterError(names.nic(i, "hub"), "backend hubport needs hub: N (the hub number)")
-        if isinstance(nic.hub, bool) or not isinstance(nic.hub, int) or not 0 <= nic.hub <= 65535:
-            raise ParameterError(names.nic(i, "hub"), "%r is not a hub number 0 .. 65535" % (nic.hub,))
-    if nic.hostfwd:
-        forwards = []
-        for rule in nic.hostfwd:
-            match = _HOSTFWD_RE.match(rule)
-            if not match:
-                raise ParameterError(names.nic(i, "hostfwd"), "%r is not PROTO:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT" % (rule,))
-            # An empty host address would listen on every interface; bind to loopback unless asked.
-            if not match.group("haddr"):
-                rule = "%s:127.0.0.1:%s-%s:%s" % (match.group("proto"), match.group("hport"), match.group("gaddr"), match.group("gport"))
-            forwards.append(rule)
-        nic.hostfwd = forwards
-    if not isinstance(nic.restrict, bool):
-        raise ParameterError(names.nic(i, "restrict"), "%r is not true or false" % (nic.restrict,))
-    if n.get("mac"):
-        nic.mac = normalize_mac(n["mac"], names.nic(i, "mac"))
-    return nic
-
-
-def _build_hubs(spec, hubs, names):
-    seen: dict[int, int] = {}
-    used = set(nic.hub for nic in spec.nics if nic.backend == "hubport")
-    for i, h in enumerate(hubs, start=1):
-        hub_id = h.get("id")
-        if isinstance(hub_id, bool) or not isinstance(hub_id, int) or not 0 <= hub_id <= 65535:
-            raise ParameterError(names.hub(i, "id"), "%r is not a hub number 0 .. 65535" % (hub_id,))
-        if hub_id in seen:
-            raise ParameterError(names.hub(i, "id"), "hub %d already has an uplink (hubs[%d])" % (hub_id, seen[hub_id] - 1))
-        if hub_id not in used:
-            raise ParameterError(names.hub(i, "id"), "no NIC is on hub %d (add a NIC with backend: hubport, hub: %d)" % (hub_id, hub_id))
-        seen[hub_id] = i
-        hub = HubSpec(id=hub_id, bridge=h.get("bridge") or None, tap=h.get("tap") or None)
-        if hub.bridge is not None:
-            check_ifname(hub.bridge, names.hub(i, "bridge"))
-        if hub.tap is not None:
-            check_ifname(hub.tap, names.hub(i, "tap"))
-            if any(nic.tap == hub.tap for nic in spec.nics):
-                raise ParameterError(names.hub(i, "tap"), "%s is already the tap of a NIC of this VM" % hub.tap)
-        spec.hubs.append(hub)
 
 
 _LEGACY_BACKEND_FIELDS = {
@@ -846,24 +620,6 @@ def describe_nics(spec, short_name):
     """The NICs of spec as the modules report them. A VM not registered yet (a hand-written cfg file) has no short
     name: its MACs are known (the rule needs only NAME, OS and the NIC number), a tap NIC's tap only when the file
     names it (NICx_TAP), else null until a start or vm_config registers the VM."""
-    return [
-        dict(
-            index=i,
-            netdev="net%d" % (i - 1),
-            model=nic.model,
-            backend=nic.backend,
-            mac=spec.nic_mac(i),
-            mac_source="explicit" if nic.mac else "derived",
-            tap=spec.nic_tap(i, short_name) if short_name or nic.tap else None,
-            bridge=spec.nic_bridge(i),
-            # The backend's own settings; null (hostfwd: []) where the backend has none.
-            listen=nic.listen,
-            connect=nic.connect,
-            mcast=nic.mcast,
-            localaddr=nic.localaddr,
-            hub=nic.hub,
-            hostfwd=list(nic.hostfwd),
-            restrict=nic.restrict if nic.backend == "user" else None,
-        )
-        for i, nic in enumerate(spec.nics, start=1)
-    ]
+    return [nic_kind.describe(nic, i, spec.nic_mac(i), spec.nic_tap(i, short_name) if short_name or nic.tap else None,
+                              spec.nic_bridge(i))
+            for i, nic in enumerate(spec.nics, start=1)]

@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import pytest
-
-from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
-from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, esc, netdev_arg, observer_socket, qmp_args, resolve_accel
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import build_argv, esc, observer_socket, qmp_args, resolve_accel
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import ports_info
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import NicSpec, from_params
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params
 
 RUN = RunPaths("/run/qemu-init", "web1")
 
@@ -60,28 +57,6 @@ def test_full_vm_argv_has_explicit_mac_and_format():
     assert argv[-2:] == ["-device", "virtio-rng-pci"]
 
 
-@pytest.mark.parametrize("nic, expected", [
-    (dict(backend="socket", listen=":10001"), "socket,id=net2,listen=127.0.0.1:10001"),
-    (dict(backend="socket", listen="0.0.0.0:10001"), "socket,id=net2,listen=0.0.0.0:10001"),
-    (dict(backend="socket", connect="127.0.0.1:10001"), "socket,id=net2,connect=127.0.0.1:10001"),
-    (dict(backend="mcast", mcast="230.0.0.1:1234"), "socket,id=net2,mcast=230.0.0.1:1234"),
-    (dict(backend="mcast", mcast="230.0.0.1:1234", localaddr="127.0.0.1"), "socket,id=net2,mcast=230.0.0.1:1234,localaddr=127.0.0.1"),
-    (dict(backend="hubport", hub=0), "hubport,id=net2,hubid=0"),
-    (dict(backend="user", hostfwd=["tcp::2222-:22", "udp:127.0.0.2:53-:53"]),
-     "user,id=net2,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp:127.0.0.2:53-:53"),
-    (dict(backend="user", restrict=True), "user,id=net2,restrict=on"),
-    (dict(backend="user", restrict=False), "user,id=net2"),
-    (dict(backend="user", restrict=True, hostfwd=["tcp::2222-:22"]), "user,id=net2,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22"),
-    (dict(backend="stream", listen=":7000"), "stream,id=net2,server=on,addr.type=inet,addr.host=127.0.0.1,addr.port=7000"),
-    (dict(backend="stream", connect="unix:/run/s,1.sock"), "stream,id=net2,server=off,addr.type=unix,addr.path=/run/s,,1.sock"),
-    (dict(backend="dgram", listen="127.0.0.1:9000", connect="127.0.0.1:9001"),
-     "dgram,id=net2,local.type=inet,local.host=127.0.0.1,local.port=9000,remote.type=inet,remote.host=127.0.0.1,remote.port=9001"),
-])
-def test_netdev_for_every_backend(nic, expected):
-    spec = from_params(dict(name="web1", nics=[{}, {}, nic]), check_files=False)
-    assert netdev_arg(spec.nics[2], 3, spec.nic_tap(3, "web1")) == expected
-
-
 def test_monitor_tcp_is_loopback_only():
     spec = from_params(dict(name="web1", monitor_tcp=True), check_files=False)
     argv = build_argv(spec, "qemu-system-x86_64", RUN, ports_info(30320, 2), "web1", "kvm", ipv6_loopback=True)
@@ -99,22 +74,6 @@ def test_escape_and_accel():
     assert resolve_accel("auto", lambda: False) == "tcg"
     assert resolve_accel("auto", lambda: True) == "kvm"
     assert resolve_accel("tcg", lambda: True) == "tcg"
-
-
-def test_unknown_backend_is_an_error():
-    with pytest.raises(QemuInitError, match="backend 'wire' has no QEMU mapping"):
-        netdev_arg(NicSpec(backend="wire"), 1, None)
-
-
-@pytest.mark.parametrize("nic, missing", [
-    (NicSpec(backend="hubport"), "hub"),
-    (NicSpec(backend="stream"), "listen or connect"),
-    (NicSpec(backend="dgram", connect="127.0.0.1:1"), "listen"),
-    (NicSpec(backend="dgram", listen="127.0.0.1:1"), "connect"),
-])
-def test_a_nic_without_its_address_is_an_error_not_a_type_error(nic, missing):
-    with pytest.raises(QemuInitError, match="^NIC2: backend %s needs %s$" % (nic.backend, missing)):
-        netdev_arg(nic, 2, None)
 
 
 def test_hub_uplink_argv():

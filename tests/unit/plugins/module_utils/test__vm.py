@@ -19,7 +19,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._common import Para
 from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import name_list
 from ansible_collections.qemu_init.qemu.plugins.module_utils._observe import is_read_only
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import StopTimeout, VmRecord, netdev_connected
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import StopTimeout, VmRecord
 from ansible_collections.qemu_init.qemu.tests.unit.plugins.vm_helpers import gone, launch, manager, needs_qemu
 
 
@@ -105,26 +105,6 @@ def test_name_list_rejects(value):
 ])
 def test_is_read_only(command, qmp, read_only):
     assert is_read_only(command, qmp) is read_only
-
-
-# `info network` texts captured from QEMU 7.2 (a NIC device in front, as the vm module launches it).
-CONNECTED_SOCKET = "e1000.0: index=0,type=nic,model=e1000,macaddr=de:ad:be:ef:00:01\r\n \\ net0: index=0,type=socket,socket: connect to 127.0.0.1:10997\r\n"
-DEAD_SOCKET = "e1000.0: index=0,type=nic,model=e1000,macaddr=de:ad:be:ef:00:01\r\n \\ net0: index=0,type=socket,\r\n"
-CONNECTED_STREAM = "net1: index=0,type=stream,tcp:127.0.0.1:10996\r\n"
-DEAD_STREAM = "net1: index=0,type=stream,connection error\r\n"
-UNIX_STREAM = "net1: index=0,type=stream,unix:/run/x.sock\r\n"
-
-
-@pytest.mark.parametrize("text, index, backend, connected", [
-    (CONNECTED_SOCKET, 0, "socket", True),
-    (DEAD_SOCKET, 0, "socket", False),
-    (CONNECTED_SOCKET, 1, "socket", False),  # no such netdev
-    (CONNECTED_STREAM, 1, "stream", True),
-    (UNIX_STREAM, 1, "stream", True),
-    (DEAD_STREAM, 1, "stream", False),
-])
-def test_netdev_connected(text, index, backend, connected):
-    assert netdev_connected(text, index, backend) is connected
 
 
 @needs_qemu
