@@ -6,6 +6,10 @@ module takes them in each item: one definition for both modules (their DOCUMENTA
 
 from __future__ import annotations
 
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import disk
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic import BACKENDS
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic_base import DEFAULT_NIC_BACKEND, DEFAULT_NIC_MODEL
+
 
 def per_vm_argument_spec():
     """The options of one VM: the module's top level, and each item of O(vms)."""
@@ -20,8 +24,8 @@ def per_vm_argument_spec():
         accel=dict(type="str", default="auto", choices=["auto", "kvm", "tcg"]),
         disks=dict(type="list", elements="dict", default=[], options=dict(
             file=dict(type="path", required=True),
-            format=dict(type="str", choices=["raw", "qcow2", "qed", "vdi", "vmdk", "vhdx", "vpc", "luks"]),
-            interface=dict(type="str", default="ide", choices=["ide", "virtio", "scsi", "none"]),
+            format=dict(type="str", choices=list(disk.FORMATS)),
+            interface=dict(type="str", default=disk.DEFAULT_INTERFACE, choices=list(disk.INTERFACES)),
             readonly=dict(type="bool", default=False),
         )),
         cdroms=dict(type="list", elements="path", default=[]),
@@ -29,8 +33,8 @@ def per_vm_argument_spec():
         initrd=dict(type="path"),
         append=dict(type="str"),
         nics=dict(type="list", elements="dict", default=[], options=dict(
-            model=dict(type="str", default="e1000"),
-            backend=dict(type="str", default="tap", choices=["tap", "socket", "mcast", "hubport", "user", "stream", "dgram"]),
+            model=dict(type="str", default=DEFAULT_NIC_MODEL),
+            backend=dict(type="str", default=DEFAULT_NIC_BACKEND, choices=list(BACKENDS)),
             bridge=dict(type="str"),
             tap=dict(type="str"),
             listen=dict(type="str"),
