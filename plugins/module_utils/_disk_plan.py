@@ -312,22 +312,28 @@ def apply_plan(plan: DiskPlan, img: QemuImg, qmp: QmpClient | None = None) -> bo
             except OSError as err:
                 raise QemuInitError("creating the directory %s for %s failed: %s" % (parent, plan.file, err.strerror or err)) from err
     if plan.action == CREATE_OVERLAY:
-        assert plan.base is not None and plan.base_format is not None
-        img.create_overlay(plan.file, plan.base, plan.base_format, plan.size)
+        img.create_overlay(plan.file, _needed(plan.base, plan), _needed(plan.base_format, plan), plan.size)
     elif plan.action == CREATE_BLANK:
-        assert plan.format is not None and plan.size is not None
-        img.create(plan.file, plan.format, plan.size)
+        img.create(plan.file, _needed(plan.format, plan), _needed(plan.size, plan))
     elif plan.action == GROW_OFFLINE:
-        assert plan.format is not None and plan.size is not None
-        img.resize(plan.file, plan.format, plan.size)
+        img.resize(plan.file, _needed(plan.format, plan), _needed(plan.size, plan))
     elif plan.action == GROW_ONLINE:
-        assert plan.size is not None
         if qmp is None:
             raise QemuInitError("growing %s online needs the VM's QMP socket" % plan.file)
-        block_resize(qmp, plan.size, drive=plan.drive, file=plan.file)
+        block_resize(qmp, _needed(plan.size, plan), drive=plan.drive, file=plan.file)
     else:
         raise QemuInitError("disk %s: unknown plan action %r" % (plan.file, plan.action))
     return True
+
+
+_T = t.TypeVar("_T")
+
+
+def _needed(value: _T | None, plan: DiskPlan) -> _T:
+    """A field the plan's action needs (plan_disk always sets it; a hand-made plan may not)."""
+    if value is None:
+        raise QemuInitError("disk %s: the %s plan lacks a field it needs: %r" % (plan.file, plan.action, plan))
+    return value
 
 
 # -- QMP: growing a disk a running VM uses ---------------------------------------------------------------------

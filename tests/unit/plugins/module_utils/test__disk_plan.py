@@ -329,6 +329,8 @@ def test_apply_plan_calls(tmp_path):
     assert img.calls == [("create_overlay", f, "/img/b", "raw", None), ("create", f, "raw", GiB), ("resize", f, "raw", 2 * GiB)]
     with pytest.raises(QemuInitError, match="^disks\\[0\\].size: no$"):
         dp.apply_plan(dp.DiskPlan("error", f, message="disks[0].size: no"), img)
+    with pytest.raises(QemuInitError, match="the create_blank plan lacks a field it needs"):
+        dp.apply_plan(dp.DiskPlan("create_blank", f, "raw"), img)
     with pytest.raises(QemuInitError, match="needs the VM's QMP socket"):
         dp.apply_plan(dp.DiskPlan("grow_online", f, "raw", 2 * GiB, GiB), img)
     qmp = FakeQmp(QUERY_BLOCK)
