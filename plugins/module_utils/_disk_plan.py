@@ -219,6 +219,10 @@ def plan_disk(want: DiskWant, state: DiskState, base_state: DiskState | None = N
     """The plan for one disk. `state` is read_state(file, want.format); `base_state` read_state(base_image) when
     the file is missing and a base is given; `running`: the VM runs and uses this disk (grow online through
     QMP, on `drive`, the drive id, or found by file: find_block_node)."""
+    if want.base_image is not None and not os.path.isabs(want.base_image):
+        # Relative to what? The module's cwd is arbitrary and the VM's state dir holds the VM's own files, not the
+        # images many VMs share: the user says where the image is.
+        return _error(want, "base_image", "%s is not an absolute path" % want.base_image)
     base = os.path.realpath(want.base_image) if want.base_image else None
     if base is not None:
         if base == os.path.realpath(want.file):

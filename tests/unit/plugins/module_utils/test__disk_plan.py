@@ -88,6 +88,10 @@ def test_missing_base_image():
     assert plan.message == "disks[0].base_image: /img/gone.qcow2 does not exist (disks[0].file /vm/web1/disk.qcow2 is to be an overlay on it)"
 
 
+def test_base_image_is_an_absolute_path():
+    assert dp.plan_disk(want(base_image="debian.qcow2"), MISSING, BASE).message == "disks[0].base_image: debian.qcow2 is not an absolute path"
+
+
 def test_overlay_is_always_qcow2():
     plan = dp.plan_disk(want(base_image="/img/debian.qcow2", format="raw"), MISSING, BASE)
     assert plan.message == "disks[0].format: raw, but an overlay on base_image is always qcow2"
