@@ -113,10 +113,13 @@ class Swtpm:
         pid = self.running(paths)
         if pid is not None:
             return pid
-        for directory in (paths.state, os.path.dirname(paths.socket)):
+        # The VM's state dir first: makedirs gives `mode` to the last directory only, and <state_dir>/<name>/ holds
+        # the VM's disks and secrets (0700 when made here; an existing one keeps the mode its maker chose).
+        for directory, own in ((os.path.dirname(paths.state), False), (paths.state, True), (os.path.dirname(paths.socket), True)):
             try:
                 os.makedirs(directory, 0o700, exist_ok=True)
-                os.chmod(directory, 0o700)
+                if own:
+                    os.chmod(directory, 0o700)
             except OSError as exc:
                 raise QemuInitError("tpm: cannot create %s: %s" % (directory, exc.strerror or exc)) from exc
         cmd = self.argv(paths)

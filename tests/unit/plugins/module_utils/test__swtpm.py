@@ -95,7 +95,7 @@ def test_argv_through_a_faked_run_command(module, monkeypatch, tmp_path):
                       "--pid", "file=%s" % paths.pidfile,
                       "--log", "file=%s,level=1,truncate" % paths.log,
                       "--daemon", "--terminate"]]
-    for directory in (paths.state, os.path.dirname(paths.socket)):  # made before swtpm runs: 0700
+    for directory in (os.path.dirname(paths.state), paths.state, os.path.dirname(paths.socket)):  # made before swtpm runs: 0700
         assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
 
 
