@@ -78,8 +78,10 @@ qi_venv_python_version() {
 # qi_layout DEST: copy the work tree to DEST (a path ending ansible_collections/qemu_init/qemu).
 qi_layout() {
     local coll="$1" dir
+    # /.venv without a slash: a worktree's .venv is often a symlink to the main checkout's venv (a directory
+    # pattern would not match it, and ansible-test sanity refuses symlinks to directories).
     local -a excludes=(
-        --exclude=/.git/ --exclude=/.venv/ --exclude=/.build/ --exclude=/tests/output/
+        --exclude=/.git/ --exclude=/.venv --exclude=/.build/ --exclude=/tests/output/
         --exclude=/collections/ --exclude=/.ansible/ --exclude=/.cache
         --exclude=/tests/integration/inventory --exclude=__pycache__/ --exclude='*.pyc'
     )

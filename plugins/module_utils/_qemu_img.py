@@ -47,11 +47,12 @@ class QemuImg:
             raise QemuInitError("%s failed: %s" % (what, (err or out).strip()), rc=rc, stderr=err, cmd=cmd)
         return out
 
-    def info(self, path: str, chain: bool = False) -> t.Any:
+    def info(self, path: str, chain: bool = False, fmt: str | None = None) -> t.Any:
         """`qemu-img info --output=json` of path (a list over the backing chain with chain=True).
 
-        -U (force-share): a running VM holds a write lock on its disk; reading its header is still safe."""
-        args = ["info", "--output=json", "-U"] + (["--backing-chain"] if chain else []) + [path]
+        -U (force-share): a running VM holds a write lock on its disk; reading its header is still safe.
+        fmt: the format the user gave (-f, for the top image only): read as that, never probed."""
+        args = ["info", "--output=json", "-U"] + (["--backing-chain"] if chain else []) + (["-f", fmt] if fmt else []) + [path]
         return json.loads(self._run(args, "reading %s (qemu-img info)" % path))
 
     def create_overlay(self, path: str, base: str, base_format: str, size: int | None = None) -> None:
