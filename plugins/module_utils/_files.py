@@ -146,9 +146,11 @@ def read_json(path, what="file", vm=None, hint=None):
 
 
 def atomic_write(path, text, mode=0o644):
-    """Replace `path` with `text`: temp file in the same directory, fsync, rename, fsync dir.
+    """Replace `path` with `text` (str, written as UTF-8, or bytes): temp file in the same directory, fsync, rename, fsync dir.
 
-    On any failure the old file is untouched and the temp file removed.
+    The temp file is 0600 from its creation (mkstemp) until chmod to `mode` just before the rename, so a secret
+    written with mode 0600 is never readable by others. On any failure the old file is untouched and the temp
+    file removed.
     """
     directory = os.path.dirname(path) or "."
     try:
@@ -156,8 +158,8 @@ def atomic_write(path, text, mode=0o644):
     except OSError as exc:
         raise QemuInitError("writing %s failed: %s" % (path, exc.strerror or exc)) from exc
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
