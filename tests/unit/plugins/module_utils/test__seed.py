@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The NoCloud seed: its YAML read back by PyYAML's SafeLoader (what cloud-init uses), its files, its image, its writes.
 
-Timing of seed creation (the figure in _seed's docstring), from the collection's parent directory:
+Timing of seed creation (the figure in _seed's docstring), from the directory holding ansible_collections/:
     python -m timeit -n 1000 -s 'from ansible_collections.qemu_init.qemu.tests.unit.plugins.module_utils.test__seed \
 import TYPICAL; from ansible_collections.qemu_init.qemu.plugins.module_utils._seed import build_seed' \
 'build_seed(TYPICAL, "web1")'
