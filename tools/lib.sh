@@ -79,7 +79,7 @@ qi_venv_python_version() {
 qi_layout() {
     local coll="$1" dir
     local -a excludes=(
-        --exclude=/.git/ --exclude=/.venv/ --exclude=/.build/ --exclude=/tests/output/
+        --exclude=/.git/ --exclude=/.venv --exclude=/.build/ --exclude=/tests/output/
         --exclude=/collections/ --exclude=/.ansible/ --exclude=/.cache
         --exclude=/tests/integration/inventory --exclude=__pycache__/ --exclude='*.pyc'
     )
