@@ -233,8 +233,8 @@ def seed_files(cloud_init: t.Mapping[str, t.Any], vm_name: str, param: str = "cl
         raise ParameterError(param, "must be a dict with keys %s" % ", ".join(FILES))
     unknown = sorted(str(key) for key in cloud_init if key not in FILES)
     if unknown:
-        raise ParameterError(param, "unknown key%s %s (known: %s)" % ("s" if len(unknown) > 1 else "", ", ".join(unknown),
-                                                                    ", ".join(FILES)))
+        plural = "s" if len(unknown) > 1 else ""
+        raise ParameterError(param, "unknown key%s %s (known: %s)" % (plural, ", ".join(unknown), ", ".join(FILES)))
     content: dict[str, bytes] = {}
     for key, (name, cloud_config) in FILES.items():
         value = cloud_init.get(key)

@@ -103,7 +103,7 @@ def test_yaml_refusals_name_the_place(value, where, problem):
 
 def test_deep_nesting_is_refused_before_recursion_error():
     value: list = []
-    for _ in range(200):
+    for _level in range(200):
         value = [value]
     with pytest.raises(ParameterError, match="nested more than"):
         to_yaml(value, "p")
