@@ -31,15 +31,14 @@ then costs up to attempt_timeout, which is why that stays short.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import socket
-import stat
 import threading
 import time
 import typing as t
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._files import read_appended
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qga import GuestAgent, QgaError
 
 METHODS = ("agent", "ssh", "serial")
@@ -81,43 +80,27 @@ class SerialTail:
         self.regex = re.compile(pattern, re.MULTILINE)
         self.offset = offset
         self.carry = ""
-        self.inode: tuple[int, int] | None = None
+        self.identity: tuple[int, int] | None = None
         self.decoder_tail = b""  # an incomplete UTF-8 sequence at the end of the last read
 
-    def _reset(self) -> None:
-        self.offset, self.carry, self.decoder_tail = 0, "", b""
-
     def poll(self) -> str | None:
-        """The first match in what the log holds now (its text), or None; OSError for an unreadable log."""
-        try:
-            # O_NONBLOCK: a FIFO at the path must not block the open (it is refused below).
-            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None  # QEMU has not created it yet
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise OSError("%s is not a regular file" % self.path)
-            inode = (st.st_dev, st.st_ino)
-            # A new file at the path (a restarted QEMU) or a truncated one: start again from its beginning.
-            if (self.inode is not None and inode != self.inode) or st.st_size < self.offset:
-                self._reset()
-            self.inode = inode
-            os.lseek(fd, self.offset, os.SEEK_SET)
-            while True:
-                data = os.read(fd, _SERIAL_CHUNK)
-                if not data:
-                    return None
-                self.offset += len(data)
-                data = self.decoder_tail + data
-                text, self.decoder_tail = _decode_prefix(data)
-                window = self.carry + text.replace("\r", "")
-                match = self.regex.search(window)
-                if match:
-                    return match.group(0)
-                self.carry = window[-_SERIAL_CARRY:]
-        finally:
-            os.close(fd)
+        """The first match in what the log holds now (its text), or None; FileReadError for an unreadable log."""
+        while True:
+            read = read_appended(self.path, self.offset, self.identity, "serial log", limit=_SERIAL_CHUNK)
+            if read is None:
+                return None  # QEMU has not created it yet
+            data, offset, self.identity = read
+            if offset - len(data) != self.offset:  # another file at the path, or truncated: started over
+                self.carry, self.decoder_tail = "", b""
+            self.offset = offset
+            if not data:
+                return None
+            text, self.decoder_tail = _decode_prefix(self.decoder_tail + data)
+            window = self.carry + text.replace("\r", "")
+            match = self.regex.search(window)
+            if match:
+                return match.group(0)
+            self.carry = window[-_SERIAL_CARRY:]
 
 
 def _decode_prefix(data: bytes) -> tuple[str, bytes]:
@@ -225,7 +208,7 @@ class _Waiter:
     def _attempt(self, timeout: float) -> bool:
         target = self.target
         if target.method == "ssh":
-            hosts = [t.cast(str, target.host)] if target.host else _agent_addresses(target, timeout)
+            hosts = [target.host] if target.host else _agent_addresses(target, timeout)
             if not hosts:
                 self.last = "the guest agent reports no address in %s" % ", ".join(target.networks)
                 return False
@@ -249,8 +232,8 @@ class _Waiter:
         tail = t.cast(SerialTail, self.tail)
         try:
             found = tail.poll()
-        except OSError as exc:
-            self.last = "serial log %s: %s" % (tail.path, exc.strerror or exc)
+        except QemuInitError as exc:
+            self.last = exc.msg
             return False
         if found is None:
             self.last = "no match for %r in %s (%d bytes read)" % (target.pattern, tail.path, tail.offset)

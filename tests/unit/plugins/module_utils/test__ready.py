@@ -145,7 +145,7 @@ def test_ssh_server_that_starts_listening_late_is_found(servers):
 
 
 def test_vms_wait_in_parallel(servers):
-    ports = [servers(banner_after(0.5)).port for _ in range(4)]
+    ports = [servers(banner_after(0.5)).port for _server in range(4)]
     began = time.monotonic()
     results = wait_ready([ssh_target("vm%d" % i, port) for i, port in enumerate(ports)], 3, **FAST)
     elapsed = time.monotonic() - began
@@ -245,7 +245,7 @@ def test_serial_log_that_is_not_a_file_is_reported(tmp_path):
     log = tmp_path / "serial.log"
     os.mkfifo(str(log))
     result = wait_ready([Target("web1", "serial", always, serial_log=str(log), pattern="x")], 0.3, **FAST)["web1"]
-    assert not result["ready"] and "not a regular file" in result["reason"]
+    assert not result["ready"] and "serial log: %s: it is a named pipe (FIFO), not a file" % log in result["reason"]
 
 
 # --- agent ---------------------------------------------------------------------------------------------------
