@@ -24,6 +24,7 @@ the VMs not ready are reported with what was last seen; the caller fails naming 
 Measured with the project's Debian 12 image (TCG, q35, 2 vCPUs, 1 GiB, OVMF, user NIC with hostfwd on 127.0.0.1,
 a seed from _seed; the host's load ~2 from other work), one wait_ready() for the three methods of one guest, seconds
 after launch: agent 52.7 (18 attempts), SSH banner 53.9 (33 attempts), serial `<name> login:` 59.3 (119 attempts).
+A second run at load ~4-5 (the serial tail then read through _files.read_appended): 63.5, 66.9 and 70.3 s.
 Before the guest's sshd listens, slirp accepts and then holds or closes the forwarded connection: an attempt
 then costs up to attempt_timeout, which is why that stays short.
 """
