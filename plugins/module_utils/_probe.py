@@ -84,16 +84,16 @@ def kvm_check_once():
     return functools.lru_cache(maxsize=None)(kvm_usable)
 
 
-def launch_argv(spec, binary, run, ports, short_name, kvm_check):
-    """The argv the vm module launches `spec` with (ports: _registry.ports_info of its slot)."""
+def launch_argv(spec, binary, run, ports, short_name, kvm_check, state=None):
+    """The argv the vm module launches `spec` with (ports: _registry.ports_info of its slot; state: StatePaths)."""
     return build_argv(spec, binary, run, ports, short_name, resolve_accel(spec.accel, kvm_check),
-                      ipv6_loopback=os.path.exists("/proc/sys/net/ipv6"))
+                      ipv6_loopback=os.path.exists("/proc/sys/net/ipv6"), state_paths=state)
 
 
-def restart_required(run, spec, ports, short_name, kvm_check):
+def restart_required(run, spec, ports, short_name, kvm_check, state=None):
     """Was the VM whose run dir is `run` launched with other arguments than `spec` gives now? The one
     definition of restart_required, for every module. Ask only of a running VM (probe)."""
-    return launched_otherwise(run, lambda: launch_argv(spec, "qemu-system", run, ports, short_name, kvm_check))
+    return launched_otherwise(run, lambda: launch_argv(spec, "qemu-system", run, ports, short_name, kvm_check, state))
 
 
 def launched_otherwise(run, desired):
