@@ -193,7 +193,7 @@ class VmConfig:
 
         def runtime(change):
             run = RunPaths(self.run_dir, change.name)
-            pid, running, _status = probe(change.name, run)
+            pid, running, _status = probe(change.name, run, status=False)  # the run status is not reported here
             required = False
             if running and change.after is not None:
                 spec = parse_cfg_text(change.after, change.path)[1]
