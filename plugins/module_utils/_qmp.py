@@ -192,10 +192,10 @@ class QmpClient:
             self._pending = {}
         results = []
         for request_id, name in ids:
-            reply = replies[request_id]
+            reply: Message = replies[request_id] or {}  # never None here: the loop above waited for every reply
             if "error" in reply:
-                err = reply["error"]
-                raise QmpError(name, err.get("class"), err.get("desc"))
+                error = reply["error"]
+                raise QmpError(name, error.get("class"), error.get("desc"))
             results.append(reply["return"])
         return results
 
