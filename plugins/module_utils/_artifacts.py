@@ -133,7 +133,8 @@ class HostSide:
         return self._img
 
     def prepare(self, values, name, before_spec):
-        """values: the spec parameters (changed in place); before_spec: the VM's spec from its cfg file now, or None.
+        """values: the spec parameters (changed in place); before_spec(): the VM's spec from its cfg file now, or None
+        (asked only when a disk needs it: an idempotent run of VMs whose disks say their format reads no cfg twice).
         Returns the Artifacts; raises ParameterError/QemuInitError before anything is made."""
         state = StatePaths(self.state_dir, name)
         artifacts: list[t.Any] = []
@@ -151,7 +152,8 @@ class HostSide:
         return artifacts
 
     def _disks(self, values, name, state, before_spec):
-        known = dict((d.file, d.format) for d in (before_spec.disks if before_spec else []))
+        now = before_spec()
+        known = dict((d.file, d.format) for d in (now.disks if now else []))
         running = None
         artifacts, plans = [], []
         disks = [dict(d) for d in values["disks"]]

@@ -277,7 +277,7 @@ class VmConfig:
         values = dict((k, params.get(k)) for k in SPEC_PARAMS)
         values["name"] = name
         # Relative disk files, formats read once, disks to make and the seed: planned now, made when applied.
-        self._artifacts[name] = self.host_side.prepare(values, name, self._spec_now(name))
+        self._artifacts[name] = self.host_side.prepare(values, name, lambda: self._spec_now(name))
         return from_params(values, check_files=True)
 
     def _spec_now(self, name):
