@@ -45,6 +45,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._process import (
     read_pidfile,
 )
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import observer_socket
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qga import GuestAgent, QgaError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpClosed, QmpConnectError, QmpTimeout
 from ansible_collections.qemu_init.qemu.plugins.module_utils._ready import Target, failure_message, wait_ready
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import atomic_write, ports_info
@@ -53,6 +54,8 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import at
 # the test guest), so the press is repeated until the guest goes down or the timeout ends.
 POWERDOWN_RESEND = 2.0
 # How long each rung of the force ladder waits for the process to exit before the next one.
+AGENT_WAIT = 10.0  # after guest-shutdown, as long as quit gets
+AGENT_TIMEOUT = 2.0  # to reach the agent and hand it guest-shutdown
 QUIT_WAIT = 10.0
 SIGTERM_WAIT = 10.0
 SIGKILL_WAIT = 5.0
@@ -386,11 +389,13 @@ class VmManager(VmInventory):
             if pending and not force:
                 self._finish(waiters)
                 raise StopTimeout(_timeout_message(pending, timeout), results=dict((w.record.name, w.result()) for w in waiters))
-            for method, action, wait in _LADDER:
+            for method, action, wait, applies in _LADDER:
                 if not pending:
                     break
+                if applies is not None and not any(applies(w) for w in pending if not w.joined):
+                    continue
                 for w in pending:
-                    if not w.joined:  # a stop another call holds is left to it (taken over when it lets go)
+                    if not w.joined and (applies is None or applies(w)):  # a stop another call holds is left to it
                         w.method = method
                         action(w)
                 _wait_exit(pending, wait, rung=(method, action))
@@ -588,6 +593,21 @@ class _Stopping:
         self.sent.add("quit")
         self._command("quit")
 
+    def has_agent(self):
+        return bool(self.record.spec and self.record.spec.guest_agent)
+
+    def agent_shutdown(self):
+        """Ask the guest agent to power the guest off (guest-shutdown; it sends no reply). A guest whose ACPI
+        handler is missing or stuck may still run its agent. An agent that does not answer is left for quit."""
+        if not self.has_agent():
+            return
+        try:
+            with GuestAgent(self.record.run.qga, AGENT_TIMEOUT) as agent:
+                agent.shutdown()
+            self.sent.add("agent")
+        except QgaError:
+            pass
+
     def _command(self, name):
         if self.qmp is not None:
             if self.qmp.closed:
@@ -660,7 +680,7 @@ class _Stopping:
         if self.shutdown is not None:
             cause = self.shutdown.get("reason")
             if cause in _GUEST_SHUTDOWN:
-                return "acpi"
+                return "agent" if "agent" in self.sent else "acpi"
             if _SHUTDOWN_BY.get(cause) in self.sent:
                 return self.method  # our quit or SIGTERM; the last rung it took
             return "external"  # quit through another monitor, a signal from elsewhere, a guest panic...
@@ -690,10 +710,13 @@ class _Stopping:
             self.pidfd = None
 
 
-_LADDER = (("quit", _Stopping.quit, QUIT_WAIT),
-           ("sigterm", lambda w: w.signal(signal.SIGTERM), SIGTERM_WAIT),
-           ("sigkill", lambda w: w.signal(signal.SIGKILL), SIGKILL_WAIT))
-_LADDER_SECONDS = QUIT_WAIT + SIGTERM_WAIT + SIGKILL_WAIT
+# (stop_method, action, seconds to wait for the exit, which VMs the rung is for); a rung no pending VM is for is
+# skipped, waiting nothing.
+_LADDER = (("agent", _Stopping.agent_shutdown, AGENT_WAIT, _Stopping.has_agent),
+           ("quit", _Stopping.quit, QUIT_WAIT, None),
+           ("sigterm", lambda w: w.signal(signal.SIGTERM), SIGTERM_WAIT, None),
+           ("sigkill", lambda w: w.signal(signal.SIGKILL), SIGKILL_WAIT, None))
+_LADDER_SECONDS = AGENT_WAIT + QUIT_WAIT + SIGTERM_WAIT + SIGKILL_WAIT
 
 
 def _wait_exit(waiters, timeout, rung=None):

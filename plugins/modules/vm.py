@@ -25,7 +25,8 @@ description:
   - Stopping presses the ACPI power button (QMP C(system_powerdown)) and presses it again every 2 seconds, because a
     press before the guest's ACPI handler is up is lost. Exit is noticed by events (pidfd, QMP C(SHUTDOWN), socket
     EOF), not by sleeping. All VMs of a call stop in parallel under one O(shutdown_timeout). After the timeout, with
-    O(force=true) the ladder is QMP C(quit), then SIGTERM, then SIGKILL; without it the task fails and the VMs keep
+    O(force=true) the ladder is the guest agent's C(guest-shutdown) (VMs with C(guest_agent=true) only), QMP C(quit), then
+    SIGTERM, then SIGKILL; without it the task fails and the VMs keep
     running.
   - A VM that another call is stopping at the same moment (a second task, another playbook) is not pressed again;
     this call waits for that stop (within its own O(shutdown_timeout)) and reports RV(stop_method=joined); if
@@ -156,6 +157,8 @@ vms:
       description:
         - How the VM was stopped; null when no stop was asked for, when it did not stop, or in check mode.
         - V(acpi) the guest powered off (QEMU reported a guest shutdown), after the power button.
+        - V(agent) the guest powered off after the guest agent's C(guest-shutdown), the first rung of the force ladder
+          for a VM with C(guest_agent=true) whose guest did not answer the power button.
         - V(quit), V(sigterm), V(sigkill) forced by this call after O(shutdown_timeout) (O(force=true)); QEMU ended
           after QMP C(quit), after SIGTERM, or needed SIGKILL.
         - V(external) QEMU ended during the stop, but not by this call's doing and not as a guest shutdown, that is
@@ -167,7 +170,7 @@ vms:
         - A VM launched by an earlier version of the collection (no C(observe.sock)) gives no C(SHUTDOWN) event to
           tell by; it reports the rung the stop was on (V(acpi) or the force rung) until it is restarted.
       type: str
-      choices: [acpi, quit, sigterm, sigkill, external, joined, none]
+      choices: [acpi, agent, quit, sigterm, sigkill, external, joined, none]
       sample: acpi
     stop_seconds:
       description: Seconds from the first power-button press to QEMU's exit.
@@ -230,7 +233,7 @@ stop_method:
   description: With a single VM, see RV(vms[].stop_method).
   returned: when O(name) names one VM
   type: str
-  choices: [acpi, quit, sigterm, sigkill, external, joined, none]
+  choices: [acpi, agent, quit, sigterm, sigkill, external, joined, none]
   sample: acpi
 stop_seconds:
   description: With a single VM, see RV(vms[].stop_seconds).
