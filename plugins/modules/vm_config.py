@@ -180,8 +180,10 @@ options:
       - Rewritten only when its content changes. The C(instance-id) defaults to a digest of the content, so a change
         makes cloud-init run again at the next boot (the VM reports RV(restart_required)); C(local-hostname) defaults
         to the VM's name.
-      - The content never appears in results, diffs or logs; O(cloud_init.user_data) and O(cloud_init.vendor_data)
-        are C(no_log), so their values are masked in the task's output.
+      - The content never appears in results, diffs or logs. O(cloud_init.user_data) and O(cloud_init.vendor_data)
+        are replaced by C(VALUE_SPECIFIED_IN_NO_LOG_PARAMETER) in the invocation the module logs and returns (also in
+        the items of O(vms)); unlike C(no_log) options, words of them that appear elsewhere (a user named like the
+        VM) are not masked in the rest of the result.
     type: dict
     version_added: 0.1.0
     suboptions:
