@@ -11,6 +11,7 @@ Python, and unit-tested (tests/unit/plugins/filter/test_molecule.py).
 from __future__ import annotations
 
 import os
+import typing as t
 
 from ansible.errors import AnsibleFilterError
 
@@ -29,7 +30,7 @@ ACCELS = ("auto", "kvm", "tcg")
 SSH_HOST = "127.0.0.1"
 
 
-def _fail(filter_name, msg):
+def _fail(filter_name, msg) -> t.NoReturn:
     raise AnsibleFilterError("qemu_init.qemu.%s: %s" % (filter_name, msg))
 
 
@@ -81,7 +82,7 @@ def login_user(platform, default=DEFAULT_SSH_USER):
 
 def ssh_ports(platforms, ssh_port_base=DEFAULT_SSH_PORT_BASE, filter_name="molecule_vms"):
     """Host port of each platform's SSH forward: its ssh_port, else ssh_port_base + its index. Distinct."""
-    ports = []
+    ports: list[int] = []
     for index, platform in enumerate(platforms):
         where = _where(index, platform)
         if _pick(platform, "ssh_port", None) is not None:
@@ -116,12 +117,13 @@ def _user_data(user, public_key):
 
 def molecule_vms(platforms, public_key=None, base_image=None, state="started", memory=DEFAULT_MEMORY,
                  cpus=DEFAULT_CPUS, firmware=DEFAULT_FIRMWARE, accel=DEFAULT_ACCEL, ssh_user=DEFAULT_SSH_USER,
-                 ssh_port_base=DEFAULT_SSH_PORT_BASE):
+                 ssh_port_base=DEFAULT_SSH_PORT_BASE, restrict=False):
     """The qemu_init.qemu.vms module's `vms` for molecule's platforms.
 
     state=started: one VM per platform booted from a qcow2 overlay on its base image, UEFI by default, a user-mode
     NIC forwarding 127.0.0.1:<port> to the guest's port 22, the guest agent, and cloud-init user-data giving the
-    login user `public_key`. state=absent: each platform's VM removed with its disks.
+    login user `public_key`; `restrict` cuts the guests off from everything but their forwards (QEMU's
+    restrict=on). state=absent: each platform's VM removed with its disks.
     """
     name = "molecule_vms"
     platforms = _platforms(name, platforms)
@@ -131,6 +133,9 @@ def molecule_vms(platforms, public_key=None, base_image=None, state="started", m
     firmware = firmware or DEFAULT_FIRMWARE
     accel = accel or DEFAULT_ACCEL
     ssh_port_base = DEFAULT_SSH_PORT_BASE if ssh_port_base is None else ssh_port_base
+    if restrict not in (None, True, False):
+        _fail(name, "restrict must be true or false, got %r" % (restrict,))
+    nic_options = {"restrict": True} if restrict else {}
     if state == "absent":
         return [{"name": p["name"], "state": "absent", "remove_disks": True} for p in platforms]
     _choice(name, "state", "state", state, ("started", "absent"))
@@ -162,7 +167,7 @@ def molecule_vms(platforms, public_key=None, base_image=None, state="started", m
             "cloud_init": {"user_data": _user_data(login_user(platform, ssh_user), public_key)},
             "guest_agent": True,
             "nics": [{"model": "virtio-net-pci", "backend": "user",
-                      "hostfwd": ["tcp:%s:%d-:22" % (SSH_HOST, ports[index])]}],
+                      "hostfwd": ["tcp:%s:%d-:22" % (SSH_HOST, ports[index])], **nic_options}],
         })
     return vms
 

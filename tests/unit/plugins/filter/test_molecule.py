@@ -63,6 +63,14 @@ def test_platform_settings_win_over_the_variables():
         ["tcp:127.0.0.1:40000-:22"], ["tcp:127.0.0.1:2300-:22"], ["tcp:127.0.0.1:40002-:22"]]
 
 
+def test_restrict_cuts_the_guests_off_from_all_but_their_forwards():
+    (vm,) = molecule_vms([{"name": "a"}], public_key=KEY, base_image=BASE, restrict=True)
+    assert vm["nics"] == [{"model": "virtio-net-pci", "backend": "user", "hostfwd": ["tcp:127.0.0.1:22220-:22"],
+                           "restrict": True}]
+    for off in (False, None):
+        assert "restrict" not in molecule_vms([{"name": "a"}], public_key=KEY, base_image=BASE, restrict=off)[0]["nics"][0]
+
+
 def test_absent_needs_no_key_and_no_image_and_removes_the_disks():
     assert molecule_vms([{"name": "a"}, {"name": "b", "base_image": "relative"}], state="absent") == [
         {"name": "a", "state": "absent", "remove_disks": True},
@@ -90,6 +98,7 @@ def test_absent_needs_no_key_and_no_image_and_removes_the_disks():
     ([{"name": "a"}], {"public_key": ""}, "public_key .* is required"),
     ([{"name": "a"}], {"public_key": KEY + "\n" + KEY}, "public_key must be one line"),
     ([{"name": "a"}], {"state": "stopped"}, "state must be one of started, absent"),
+    ([{"name": "a"}], {"restrict": "yes"}, "restrict must be true or false"),
 ])
 def test_bad_input_is_an_error_naming_the_platform_and_the_setting(platforms, kwargs, message):
     kwargs = {"public_key": KEY, "base_image": BASE, **kwargs}
