@@ -20,6 +20,50 @@ options:
       - Directory for runtime state, one sub-directory per VM (pidfile, QMP socket, serial log, launch record).
     type: path
     default: /run/qemu-init
+  state_dir:
+    description:
+      - Directory for what must outlive a reboot, one sub-directory per VM; the collection keeps there the VM's
+        UEFI variables, TPM state and cloud-init seed, and disks given by a relative file
+        (O(qemu_init.qemu.vm_config#module:disks[].file)).
+      - Set it for all modules at once with C(module_defaults) and C(group/qemu_init.qemu.all).
+    type: path
+    default: /var/lib/qemu-init
+    version_added: 0.1.0
+"""
+
+    # The lifecycle options of the vm and vms modules that wait for guests and remove what VMs kept.
+    LIFECYCLE = r"""
+options:
+  wait_for:
+    description:
+      - After starting (and for VMs already running), wait until each guest is ready, all VMs of the call in
+        parallel under one O(wait_timeout).
+      - V(agent) the QEMU guest agent answers (needs C(guest_agent=true)); V(ssh) an SSH server sends its
+        C(SSH-) banner, through a user NIC's host forward of guest port 22 (C(hostfwd=[tcp:127.0.0.1:PORT-:22])),
+        else on an address the guest agent reports; V(serial) the regular expression O(wait_pattern) appears in
+        the serial log.
+      - A VM not ready in time fails the task, naming it; it keeps running.
+    type: str
+    choices: [none, agent, ssh, serial]
+    default: none
+    version_added: 0.1.0
+  wait_timeout:
+    description: Seconds to wait for every guest to be ready (O(wait_for)).
+    type: int
+    default: 300
+    version_added: 0.1.0
+  wait_pattern:
+    description: With O(wait_for=serial), the regular expression (Python syntax, multi-line) to find in the serial log.
+    type: str
+    version_added: 0.1.0
+  remove_disks:
+    description:
+      - With state V(absent), also remove the disks, that is the files under the VM's directory in O(state_dir) and
+        the disks the collection created elsewhere (overlays and blank disks it made). Without it only the UEFI
+        variables, TPM state and cloud-init seed go; disks stay.
+    type: bool
+    default: false
+    version_added: 0.1.0
 """
 
     NETNS = r"""

@@ -6,7 +6,7 @@ module takes them in each item: one definition for both modules (their DOCUMENTA
 
 from __future__ import annotations
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import disk
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import disk, firmware
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic import BACKENDS
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic_base import DEFAULT_NIC_BACKEND, DEFAULT_NIC_MODEL
 
@@ -27,6 +27,10 @@ def per_vm_argument_spec():
             format=dict(type="str", choices=list(disk.FORMATS)),
             interface=dict(type="str", default=disk.DEFAULT_INTERFACE, choices=list(disk.INTERFACES)),
             readonly=dict(type="bool", default=False),
+            base_image=dict(type="path"),
+            size=dict(type="str"),
+            cache=dict(type="str", choices=list(disk.CACHES)),
+            discard=dict(type="str", choices=list(disk.DISCARDS)),
         )),
         cdroms=dict(type="list", elements="path", default=[]),
         kernel=dict(type="path"),
@@ -59,4 +63,64 @@ def per_vm_argument_spec():
         autostart=dict(type="bool", default=False),
         serial_log=dict(type="path"),
         extra_args=dict(type="list", elements="str", default=[]),
+        firmware=dict(type="str", default=firmware.DEFAULT, choices=list(firmware.FIRMWARES)),
+        secure_boot=dict(type="bool", default=False),
+        tpm=dict(type="bool", default=False),
+        guest_agent=dict(type="bool", default=False),
+        cloud_init=dict(type="dict", options=dict(
+            # Passwords, keys and tokens live here: kept out of the invocation Ansible logs and returns.
+            user_data=dict(type="raw", no_log=True),
+            meta_data=dict(type="raw"),
+            network_config=dict(type="raw"),
+            vendor_data=dict(type="raw", no_log=True),
+        )),
     )
+
+
+# The per-VM options whose values are secrets (passwords, keys and tokens in cloud-init data): no_log above.
+SECRET_OPTIONS = (("cloud_init", "user_data"), ("cloud_init", "vendor_data"))
+
+
+def _strings(value):
+    if isinstance(value, str):
+        if value:
+            yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+    elif value is not None and not isinstance(value, bool):
+        yield str(value)
+
+
+def item_secrets(items):
+    """Every string inside the secret options of a list of per-VM option dicts (the `vms` parameter)."""
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, dict):
+            continue
+        for outer, inner in SECRET_OPTIONS:
+            section = item.get(outer)
+            if isinstance(section, dict):
+                yield from _strings(section.get(inner))
+
+
+def secret_aware_module(argument_spec, **kwargs):
+    """An AnsibleModule whose `vms` items' secrets are no_log like the top-level options' (no_log=True above).
+
+    `vms` items are validated by the module itself (errors name the item), so Ansible never sees their no_log
+    options: their secret values are added to no_log_values before the invocation is logged to the host's journal,
+    and so are masked there, in the invocation returned and in every result, as a top-level no_log option is.
+    """
+    from ansible.module_utils.basic import AnsibleModule
+
+    class _Module(AnsibleModule):
+        def _log_invocation(self):
+            self.no_log_values.update(item_secrets(self.params.get("vms")))
+            super()._log_invocation()
+
+    module = _Module(argument_spec=argument_spec, **kwargs)
+    module.no_log_values.update(item_secrets(module.params.get("vms")))  # also when the task itself is no_log
+    return module

@@ -23,6 +23,7 @@ import typing as t
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import (
     DEFAULT_CONFIG_DIR,
     DEFAULT_RUN_DIR,
+    DEFAULT_STATE_DIR,
     ParameterError,
     QemuInitError,
 )
@@ -76,7 +77,7 @@ class HostModule:
 
 
 def _module(opts: argparse.Namespace, **params: t.Any) -> HostModule:
-    base = dict(config_dir=opts.config_dir, run_dir=opts.run_dir, qemu_binary=opts.qemu_binary,
+    base = dict(config_dir=opts.config_dir, run_dir=opts.run_dir, state_dir=opts.state_dir, qemu_binary=opts.qemu_binary,
                 shutdown_timeout=getattr(opts, "timeout", DEFAULT_TIMEOUT), force=getattr(opts, "force", False),
                 restart_on_change=False, name=None)
     base.update(params)
@@ -314,6 +315,8 @@ def parser(prog: str = "qemu-init") -> argparse.ArgumentParser:
                             "  qemu-init console web1")
     top.add_argument("--config-dir", default=DEFAULT_CONFIG_DIR, help="cfg files, registry, monitor.conf (default %(default)s)")
     top.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help="pidfiles, sockets, serial logs (default %(default)s)")
+    top.add_argument("--state-dir", default=DEFAULT_STATE_DIR,
+                     help="what VMs keep across reboots: UEFI vars, TPM state, seeds (default %(default)s)")
     top.add_argument("--qemu-binary", default="qemu-system-x86_64", help="QEMU to launch (default %(default)s)")
     top.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
@@ -365,7 +368,7 @@ def _out(text: str, stream: t.TextIO | None = None) -> None:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None, defaults: dict[str, str] | None = None) -> int:
-    """Run the command; `defaults` (config_dir, run_dir, qemu_binary) are the installed launcher's built-in ones."""
+    """Run the command; `defaults` (config_dir, run_dir, state_dir, qemu_binary) are the installed launcher's built-in ones."""
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = os.path.basename(prog or sys.argv[0])
     # qemu-cmd and qemu-mon are links to qemu-init, as in qemu-init's tool set.

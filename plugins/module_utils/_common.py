@@ -15,6 +15,7 @@ if t.TYPE_CHECKING:
 
 DEFAULT_CONFIG_DIR = "/etc/qemu"
 DEFAULT_RUN_DIR = "/run/qemu-init"
+DEFAULT_STATE_DIR = "/var/lib/qemu-init"
 
 
 class QemuInitError(Exception):
@@ -41,6 +42,7 @@ def common_argument_spec() -> dict[str, dict[str, t.Any]]:
     return dict(
         config_dir=dict(type="path", default=DEFAULT_CONFIG_DIR),
         run_dir=dict(type="path", default=DEFAULT_RUN_DIR),
+        state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
     )
 
 

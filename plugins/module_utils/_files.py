@@ -145,10 +145,45 @@ def read_json(path, what="file", vm=None, hint=None):
         raise _error(path, "not JSON (%s)" % exc, what, vm, hint) from exc
 
 
-def atomic_write(path, text, mode=0o644):
-    """Replace `path` with `text`: temp file in the same directory, fsync, rename, fsync dir.
+def read_appended(path: str, offset: int, identity: tuple[int, int] | None, what: str = "log", vm: str | None = None,
+                  limit: int = 1024 * 1024) -> tuple[bytes, int, tuple[int, int]] | None:
+    """Up to `limit` bytes of the growing regular file at path from `offset` on, for readers that follow a log.
 
-    On any failure the old file is untouched and the temp file removed.
+    Returns (data, the offset after it, the file's identity (st_dev, st_ino)), or None when nothing is there.
+    When the file at path is not the one `identity` names (replaced; None: any file) or is shorter than `offset`
+    (truncated), it is read from its start: data then begins at offset 0, which the caller sees in the returned offset.
+    Anything but a regular file raises FileReadError, as read_bytes does.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)  # see read_bytes
+    except FileNotFoundError as exc:
+        if os.path.islink(path):
+            raise _error(path, _problem(path, exc), what, vm, None) from exc
+        return None
+    except OSError as exc:
+        raise _error(path, _problem(path, exc), what, vm, None) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _error(path, "it is %s, not a file" % _kind(st.st_mode), what, vm, None)
+        current = (st.st_dev, st.st_ino)
+        if (identity is not None and current != identity) or st.st_size < offset:
+            offset = 0
+        os.lseek(fd, offset, os.SEEK_SET)
+        data = os.read(fd, limit)
+        return data, offset + len(data), current
+    except OSError as exc:
+        raise _error(path, _problem(path, exc), what, vm, None) from exc
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path, text, mode=0o644):
+    """Replace `path` with `text` (str, written as UTF-8, or bytes): temp file in the same directory, fsync, rename, fsync dir.
+
+    The temp file is 0600 from its creation (mkstemp) until chmod to `mode` just before the rename, so a secret
+    written with mode 0600 is never readable by others. On any failure the old file is untouched and the temp
+    file removed.
     """
     directory = os.path.dirname(path) or "."
     try:
@@ -156,8 +191,8 @@ def atomic_write(path, text, mode=0o644):
     except OSError as exc:
         raise QemuInitError("writing %s failed: %s" % (path, exc.strerror or exc)) from exc
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)

@@ -22,7 +22,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._common import Qemu
 from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import vm_exists
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
 from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import STATES, Found, plan, unlisted
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import StopTimeout, VmManager
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import StopTimeout, VmManager, check_waitable, readiness_keys, wait_until_ready
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_config import VmConfig, validate_items
 
 # Per VM, what the lifecycle adds to vm_config's result (the vm module's keys).
@@ -53,6 +53,10 @@ class Fleet:
         steps = plan((Found(c.name, states[c.name], c.result["running"], c.result["restart_required"],
                             vm_exists(c.before is not None, c.entry_now is not None, RunPaths(self.manager.run_dir, c.name)))
                       for c in changes), self.params["restart_on_change"]).steps
+        if self.params["wait_for"] != "none":
+            for change in changes:  # before anything is changed
+                if change.after is not None and states[change.name] in ("started", "restarted", "present"):
+                    check_waitable(change.name, self.config.spec_after(change), self.params["wait_for"], self.params.get("wait_pattern"))
         results = dict((c.name, self._result(c, states[c.name], step)) for c, step in zip(changes, steps))
         order = [c.name for c in changes]
         if not self.check_mode:
@@ -110,8 +114,10 @@ class Fleet:
                 self._stop(to_stop, results)
                 done.append("stopped %s" % ", ".join(to_stop))
             if to_remove:
-                self.manager.remove_runtime(self.manager.load(to_remove, need_cfg=False))
-                done.append("removed the taps and run dirs of %s" % ", ".join(to_remove))
+                removed = self.manager.load(to_remove, need_cfg=False)
+                self.manager.remove_runtime(removed)
+                self.manager.remove_state(removed)
+                done.append("removed the taps, run dirs and state of %s" % ", ".join(to_remove))
             if any(c.changed for c in changes):
                 # One registry lock for every cfg file and registry entry, removals included (planned first).
                 written = self.config.converge(self._config_items, running_ok=True)
@@ -124,9 +130,26 @@ class Fleet:
                 for record in records:
                     results[record.name].update(running=record.running, pid=record.pid,
                                                 start_seconds=times.get(record.name))
+            if self.params["wait_for"] != "none":
+                self._wait(order, results)
         except QemuInitError as exc:
             msg = exc.msg + ("; before that this call %s" % "; ".join(done) if done else "; nothing was changed")
             raise QemuInitError(msg, vms=[results[n] for n in order], **exc.details) from exc
+
+    def _wait(self, order, results) -> None:
+        """wait_for: every VM of the call that runs now, in parallel under one wait_timeout."""
+        waiting = [n for n in order if results[n]["state"] in ("started", "restarted", "present") and results[n].get("running")]
+        if not waiting:
+            return
+        records = self.manager.load(waiting)
+        try:
+            ready = wait_until_ready(records, self.params["wait_for"], self.params["wait_timeout"], self.params.get("wait_pattern"))
+        except QemuInitError as exc:
+            for name, facts in exc.details.pop("ready", {}).items():
+                results[name].update(readiness_keys(facts))
+            raise
+        for name, facts in ready.items():
+            results[name].update(readiness_keys(facts))
 
     def _stop(self, names: list[str], results) -> None:
         records = [r for r in self.manager.load(names, need_cfg=False) if r.running]

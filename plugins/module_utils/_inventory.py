@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError
-from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
-from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import CFG_SUFFIX, RunPaths, cfg_path, vms_dir
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import DEFAULT_STATE_DIR, ParameterError, QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import CFG_SUFFIX, RunPaths, StatePaths, cfg_path, vms_dir
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
     PROBE_PARALLEL,
     each,
@@ -32,12 +32,13 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import pars
 class VmRecord:
     """One VM as found on disk and in the process table."""
 
-    def __init__(self, name, entry, spec, cfg_text, run):
+    def __init__(self, name, entry, spec, cfg_text, run, state=None):
         self.name = name
         self.entry = entry          # registry Entry, or None for a hand-written cfg not yet registered
         self.spec = spec            # VmSpec, or None when the cfg file is missing
         self.cfg_text = cfg_text
         self.run = run              # RunPaths
+        self.state = state or StatePaths(DEFAULT_STATE_DIR, name)  # StatePaths
         self.pid = None
         self.running = False
         self.status = None          # QMP run state ('running', 'paused', ...)
@@ -79,6 +80,7 @@ class VmInventory:
         self.params = module.params
         self.config_dir = self.params["config_dir"]
         self.run_dir = self.params["run_dir"]
+        self.state_dir = self.params.get("state_dir") or DEFAULT_STATE_DIR
         self.registry = Registry(self.config_dir)
         self._binary = None
         self._registry_state = None
@@ -137,7 +139,7 @@ class VmInventory:
                     raise QemuInitError("%s: NAME is %r but the file belongs to VM %r; fix NAME or rename the file" % (path, spec.name, name))
             elif need_cfg:
                 raise QemuInitError("VM %s has no cfg file (%s); create it with qemu_init.qemu.vm_config" % (name, path))
-            records.append(VmRecord(name, entry, spec, text, RunPaths(self.run_dir, name)))
+            records.append(VmRecord(name, entry, spec, text, RunPaths(self.run_dir, name), StatePaths(self.state_dir, name)))
         # A probe mostly waits for its QEMU's QMP answers: many VMs are probed side by side.
         for _record, _result, error in each(self.probe, records, PROBE_PARALLEL):
             if error is not None:
@@ -155,7 +157,7 @@ class VmInventory:
             return False
         entry = record.entry
         return restart_required(record.run, record.spec, ports_info(self.registry_snapshot().base, entry.slot),
-                                entry.short_name, self._kvm_usable)
+                                entry.short_name, self._kvm_usable, record.state)
 
     def exists(self, record):
         return vm_exists(record.spec is not None, record.entry is not None, record.run)

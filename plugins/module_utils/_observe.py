@@ -12,12 +12,16 @@ from __future__ import annotations
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import VmInventory, name_list
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import cfg_path
-from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import QMP_TIMEOUT
+from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import PROBE_PARALLEL, QMP_TIMEOUT, each
 from ansible_collections.qemu_init.qemu.plugins.module_utils._process import proc_cmdline
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import observer_socket
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qga import guest_facts
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import describe_nics
+
+# How long vm_info waits for a guest agent (one that is not up yet must not hold the task for long).
+GUEST_TIMEOUT = 2.0
 
 
 def info(module):
@@ -39,7 +43,18 @@ def info(module):
         else:
             item.update(slot=None, monitor_port=None, control_port=None, vnc_display=None, vnc_port=None)
         vms.append(item)
+    # The guest agents answer side by side: a guest that does not answer costs its timeout once, not once per VM.
+    for item, facts, error in each(_guest, records, PROBE_PARALLEL):
+        vms[records.index(item)]["guest"] = None if error else facts
     return dict(changed=False, vms=vms)
+
+
+def _guest(record):
+    """The guest's facts from its agent ({hostname, os, interfaces, addresses}), or None when the VM has no agent
+    channel, is not running, or its agent does not answer in time."""
+    if not record.running or record.spec is None or not record.spec.guest_agent:
+        return None
+    return guest_facts(record.run.qga, GUEST_TIMEOUT)
 
 
 def is_read_only(command=None, qmp=None):

@@ -29,6 +29,7 @@ class RunPaths:
 
     def __init__(self, run_dir: str, name: str) -> None:
         self.name = name
+        self.root = run_dir
         self.dir = os.path.join(run_dir, name)
         self.pidfile = os.path.join(self.dir, "qemu.pid")
         self.qmp = os.path.join(self.dir, "qmp.sock")
@@ -37,3 +38,17 @@ class RunPaths:
         self.serial_log = os.path.join(self.dir, "serial.log")
         self.console = os.path.join(self.dir, "console.sock")
         self.launch_record = os.path.join(self.dir, "launch.json")
+        self.qga = os.path.join(self.dir, "qga.sock")  # the guest agent's channel (guest_agent: true)
+
+
+class StatePaths:
+    """What one VM keeps across reboots: <state_dir>/<name>/... (0700): UEFI variables, TPM state, the cloud-init
+    seed and the disks given by a relative file. `absent` removes the directory (disks only with remove_disks)."""
+
+    def __init__(self, state_dir: str, name: str) -> None:
+        self.name = name
+        self.root = state_dir
+        self.dir = os.path.join(state_dir, name)
+        self.efi_vars = os.path.join(self.dir, "efi-vars.fd")
+        self.seed = os.path.join(self.dir, "cidata.img")
+        self.made = os.path.join(self.dir, "made.json")  # the disks the collection created (remove_disks)

@@ -50,12 +50,14 @@ def proc_cmdline(pid: int, proc: str = "/proc") -> list[str]:
 
 
 # TypeGuard: where this is true, pid is an int (for mypy; annotations are never evaluated at run time).
-def is_live_qemu(pid: int | None, proc: str = "/proc") -> t.TypeGuard[int]:
-    """True when pid is a running (not zombie) qemu-system-* process."""
+def is_live_qemu(pid: int | None, proc: str = "/proc", argv: list[str] | None = None) -> t.TypeGuard[int]:
+    """True when pid is a running (not zombie) qemu-system-* process. `argv`: its proc_cmdline, when the caller
+    has read it already (a probe needs it anyway; one read of /proc/PID/cmdline instead of two)."""
     if pid is None:
         return False
     state = proc_state(pid, proc)
     if state is None or state in ("Z", "X", "x"):
         return False
-    argv = proc_cmdline(pid, proc)
+    if argv is None:
+        argv = proc_cmdline(pid, proc)
     return bool(argv) and os.path.basename(argv[0]).startswith("qemu-system-")

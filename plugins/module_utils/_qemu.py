@@ -14,8 +14,11 @@ import fcntl
 import os
 import typing as t
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import cdrom, disk, nic as nic_kind
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import DEFAULT_STATE_DIR
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import agent, cdrom, cidata, disk, firmware, nic as nic_kind, tpm
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.context import DeviceContext
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.qemu_opts import esc
+from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import StatePaths
 
 _KVM_GET_API_VERSION = 0xAE00
 _KVM_API_VERSION = 12
@@ -64,11 +67,13 @@ def observer_socket(run_paths: RunPaths, argv: t.Sequence[str]) -> str:
 
 
 def build_argv(spec: VmSpec, binary: str, run_paths: RunPaths, ports: dict[str, int], short_name: str, accel: str,
-               ipv6_loopback: bool = False) -> list[str]:
+               ipv6_loopback: bool = False, state_paths: StatePaths | None = None) -> list[str]:
     """The full argv to launch `spec`.
 
-    run_paths: _paths.RunPaths; ports: dict from _registry.ports_info; accel: 'kvm' or 'tcg'.
+    run_paths: _paths.RunPaths; ports: dict from _registry.ports_info; accel: 'kvm' or 'tcg'; state_paths:
+    _paths.StatePaths (default: under the default state dir).
     """
+    ctx = DeviceContext(spec, run_paths, state_paths or StatePaths(DEFAULT_STATE_DIR, spec.name), short_name)
     argv = [
         binary,
         "-name", esc(spec.name),
@@ -79,8 +84,9 @@ def build_argv(spec: VmSpec, binary: str, run_paths: RunPaths, ports: dict[str, 
     ] + qmp_args(run_paths) + [
         "-accel", accel,
     ]
-    if spec.machine:
-        argv += ["-machine", spec.machine]
+    machine = firmware.machine(spec)
+    if machine:
+        argv += ["-machine", machine]
     if spec.memory:
         argv += ["-m", str(spec.memory)]
     if spec.cpus:
@@ -91,6 +97,7 @@ def build_argv(spec: VmSpec, binary: str, run_paths: RunPaths, ports: dict[str, 
             argv += ["-initrd", spec.initrd]
         if spec.append is not None:
             argv += ["-append", spec.append]
+    argv += firmware.argv(ctx)
     for item in spec.disks:
         argv += disk.argv(item)
     for path in spec.cdroms:
@@ -99,6 +106,7 @@ def build_argv(spec: VmSpec, binary: str, run_paths: RunPaths, ports: dict[str, 
         argv += nic_kind.argv(nic, i, spec.nic_tap(i, short_name), spec.nic_mac(i))
     for hub in spec.hubs:
         argv += hub.argv(short_name)
+    argv += cidata.argv(ctx) + agent.argv(ctx) + tpm.argv(ctx)
     # The serial console: a unix socket `qemu-init console` attaches to (one client at a time), and everything the
     # guest prints also goes to the log file, attached or not.
     argv += ["-chardev", "socket,id=serial0,path=%s,server=on,wait=off,logfile=%s,logappend=on"

@@ -135,7 +135,7 @@ class GuestAgent:
         interfaces = [interface_facts(i) for i in self.command("guest-network-get-interfaces") or []]
         interfaces = [i for i in interfaces if i["name"] != "lo"]
         keys = ("id", "name", "pretty-name", "version", "version-id", "kernel-release", "machine")
-        return dict(hostname=hostname, os=dict((k, osinfo.get(k)) for k in keys) if osinfo else None,
+        return dict(hostname=hostname, os=dict((k.replace("-", "_"), osinfo.get(k)) for k in keys) if osinfo else None,
                     interfaces=interfaces, addresses=[a for i in interfaces for a in i["addresses"]])
 
 

@@ -53,10 +53,11 @@ class QmpClosed(QemuInitError):
 class QmpClient:
     """One QMP session: connect, read the greeting, negotiate capabilities.
 
-    `timeout` bounds connecting (greeting included) and is the default for command().
+    `timeout` bounds connecting (greeting included) and is the default for command(). With negotiate=False the
+    caller sends qmp_capabilities itself, typically in one pipeline() with its first command.
     """
 
-    def __init__(self, path: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, path: str, timeout: float = DEFAULT_TIMEOUT, negotiate: bool = True) -> None:
         self.path = path
         self.timeout = timeout
         self.closed = False  # True once EOF was seen: QEMU is gone or dropped us
@@ -64,8 +65,7 @@ class QmpClient:
         self._buf = b""
         self._events: list[Message] = []
         self._next_id = 0
-        self._pending_id: str | None = None
-        self._reply: Message | None = None
+        self._pending: dict[str, Message | None] = {}  # request id -> its reply, once it came
         deadline = time.monotonic() + timeout
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -85,7 +85,8 @@ class QmpClient:
                                      % (path, timeout))
                 if self.closed:
                     raise QmpClosed("QMP socket %s closed before the greeting" % path)
-            self.command("qmp_capabilities", timeout=max(deadline - time.monotonic(), 0))
+            if negotiate:
+                self.command("qmp_capabilities", timeout=max(deadline - time.monotonic(), 0))
         except BaseException:
             self.close()
             raise
@@ -138,8 +139,8 @@ class QmpClient:
             self._events.append(msg)
         elif "QMP" in msg:
             self.greeting = msg
-        elif msg.get("id") == self._pending_id and ("return" in msg or "error" in msg):
-            self._reply = msg
+        elif msg.get("id") in self._pending and ("return" in msg or "error" in msg):
+            self._pending[msg["id"]] = msg
         # Anything else is a late reply to a command that timed out: its caller gave up.
 
     def _closed_error(self) -> QmpClosed:
@@ -149,36 +150,54 @@ class QmpClient:
 
     def command(self, name: str, arguments: dict[str, t.Any] | None = None, timeout: float | None = None) -> t.Any:
         """Run a QMP command; return its `return` value or raise QmpError/QmpTimeout/QmpClosed."""
+        return self.pipeline([(name, arguments)], timeout)[0]
+
+    def pipeline(self, commands: t.Sequence[str | tuple[str, dict[str, t.Any] | None]], timeout: float | None = None) -> list[t.Any]:
+        """Send several commands in one write and wait for all their replies: one round trip instead of one per
+        command (QEMU runs them in order). Each command is a name or (name, arguments). Their `return` values in
+        order; the first error (in the order sent) raises QmpError, QmpTimeout or QmpClosed."""
         if self.closed:
             raise self._closed_error()
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        self._next_id += 1
-        # Ids tie replies to requests, so a reply arriving after a timeout is not mistaken
-        # for the answer to the next command.
-        self._pending_id = "qi-%d" % self._next_id
-        self._reply = None
-        request: dict[str, t.Any] = {"execute": name, "id": self._pending_id}
-        if arguments:
-            request["arguments"] = arguments
+        ids, lines = [], []
+        for item in commands:
+            name, arguments = (item, None) if isinstance(item, str) else item
+            self._next_id += 1
+            # Ids tie replies to requests, so a reply arriving after a timeout is not mistaken
+            # for the answer to a later command.
+            ids.append(("qi-%d" % self._next_id, name))
+            request: dict[str, t.Any] = {"execute": name, "id": ids[-1][0]}
+            if arguments:
+                request["arguments"] = arguments
+            lines.append(json.dumps(request).encode("utf-8") + b"\r\n")
+        names = ", ".join(name for _id, name in ids)
+        self._pending = dict((request_id, None) for request_id, _name in ids)
         try:
             self._sock.settimeout(max(timeout, 0.001))
-            self._sock.sendall(json.dumps(request).encode("utf-8") + b"\r\n")
+            self._sock.sendall(b"".join(lines))
         except (BrokenPipeError, ConnectionResetError) as err:
             self.closed = True
             raise self._closed_error() from err
         except socket.timeout as err:
-            raise QmpTimeout("QMP command %s: could not send within %.1f s" % (name, timeout)) from err
-        while self._reply is None:
-            if self.closed:
-                raise self._closed_error()
-            if not self._receive(deadline - time.monotonic()):
-                raise QmpTimeout("QMP command %s: no reply within %.1f s on %s" % (name, timeout, self.path))
-        reply, self._reply, self._pending_id = self._reply, None, None
-        if "error" in reply:
-            err = reply["error"]
-            raise QmpError(name, err.get("class"), err.get("desc"))
-        return reply["return"]
+            raise QmpTimeout("QMP command %s: could not send within %.1f s" % (names, timeout)) from err
+        try:
+            while any(reply is None for reply in self._pending.values()):
+                if self.closed:
+                    raise self._closed_error()
+                if not self._receive(deadline - time.monotonic()):
+                    raise QmpTimeout("QMP command %s: no reply within %.1f s on %s" % (names, timeout, self.path))
+            replies = self._pending
+        finally:
+            self._pending = {}
+        results = []
+        for request_id, name in ids:
+            reply: Message = replies[request_id] or {}  # never None here: the loop above waited for every reply
+            if "error" in reply:
+                error = reply["error"]
+                raise QmpError(name, error.get("class"), error.get("desc"))
+            results.append(reply["return"])
+        return results
 
     def hmp(self, command_line: str, timeout: float | None = None) -> str:
         """Run a human monitor command; return its text output."""

@@ -16,13 +16,18 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import select
 import shutil
 import signal
 import time
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._artifacts import remove_state
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import firmware, tpm
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.context import DeviceContext
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic import backend_of
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic_user import UserNic
 from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import VmInventory, VmRecord
 from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand, plan_bridge, plan_tap
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import cfg_path
@@ -40,13 +45,17 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._process import (
     read_pidfile,
 )
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import observer_socket
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qga import GuestAgent, QgaError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpClosed, QmpConnectError, QmpTimeout
+from ansible_collections.qemu_init.qemu.plugins.module_utils._ready import Target, failure_message, wait_ready
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import atomic_write, ports_info
 
 # A power-button press that arrives before the guest's ACPI handler is up is lost (measured with
 # the test guest), so the press is repeated until the guest goes down or the timeout ends.
 POWERDOWN_RESEND = 2.0
 # How long each rung of the force ladder waits for the process to exit before the next one.
+AGENT_WAIT = 10.0  # after guest-shutdown, as long as quit gets
+AGENT_TIMEOUT = 2.0  # to reach the agent and hand it guest-shutdown
 QUIT_WAIT = 10.0
 SIGTERM_WAIT = 10.0
 SIGKILL_WAIT = 5.0
@@ -106,7 +115,7 @@ class VmManager(VmInventory):
     def desired_argv(self, record):
         entry = record.entry
         return launch_argv(record.spec, self.binary(), record.run, ports_info(self.registry_snapshot().base, entry.slot),
-                           entry.short_name, self._kvm_usable)
+                           entry.short_name, self._kvm_usable, record.state)
 
     # --- starting ------------------------------------------------------------------------
     def start(self, records):
@@ -274,7 +283,7 @@ class VmManager(VmInventory):
         os.makedirs(self.run_dir, mode=0o755, exist_ok=True)
         os.makedirs(run.dir, mode=0o700, exist_ok=True)
         os.chmod(run.dir, 0o700)
-        for stale in (run.pidfile, run.qmp, run.observe, run.console, run.launch_record):
+        for stale in (run.pidfile, run.qmp, run.observe, run.console, run.qga, run.launch_record):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(stale)
         # Keep the previous boot's console as .1 so markers read after a start are from this boot.
@@ -286,6 +295,19 @@ class VmManager(VmInventory):
         with contextlib.suppress(OSError):  # a missing directory: QEMU's own error says which
             os.close(os.open(serial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600))
         self._remember_links(record, made_taps)
+        # What the devices need on the host first: the UEFI variables copied, the TPM emulator up.
+        ctx = DeviceContext(record.spec, run, record.state, record.short_name, self.module)
+        firmware.prepare(ctx)
+        tpm.prepare(ctx)
+        try:
+            self._launch_qemu(record, ctx)
+        except QemuInitError:
+            tpm.teardown(ctx)  # swtpm would otherwise wait for a QEMU forever
+            raise
+
+    def _launch_qemu(self, record, ctx):
+        run = record.run
+        serial = record.serial_log
         argv = self.desired_argv(record)
         cmd = list(argv)
         if record.spec.netns:
@@ -299,7 +321,7 @@ class VmManager(VmInventory):
                     os.unlink(leftover)
             raise QemuInitError("starting VM %s failed (qemu exit status %d): %s" % (record.name, rc, (err or out).strip()),
                                 rc=rc, stderr=err, stdout=out, cmd=cmd)
-        for socket_path in (run.qmp, run.observe, run.console):
+        for socket_path in (run.qmp, run.observe, run.console, run.qga):
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(socket_path, 0o600)
         digest = hashlib.sha256((record.cfg_text or "").encode("utf-8")).hexdigest()
@@ -367,11 +389,13 @@ class VmManager(VmInventory):
             if pending and not force:
                 self._finish(waiters)
                 raise StopTimeout(_timeout_message(pending, timeout), results=dict((w.record.name, w.result()) for w in waiters))
-            for method, action, wait in _LADDER:
+            for method, action, wait, applies in _LADDER:
                 if not pending:
                     break
+                if applies is not None and not any(applies(w) for w in pending if not w.joined):
+                    continue
                 for w in pending:
-                    if not w.joined:  # a stop another call holds is left to it (taken over when it lets go)
+                    if not w.joined and (applies is None or applies(w)):  # a stop another call holds is left to it
                         w.method = method
                         action(w)
                 _wait_exit(pending, wait, rung=(method, action))
@@ -416,6 +440,7 @@ class VmManager(VmInventory):
         One `ip` batch per network namespace and one registry update, however many VMs.
         """
         self.remove_runtime(records)
+        self.remove_state(records)
         for record in records:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(cfg_path(self.config_dir, record.name))
@@ -425,6 +450,14 @@ class VmManager(VmInventory):
                 removed = [name for name in registered if state.remove(name)]
                 if removed:
                     self.registry.save(state)
+
+    def remove_state(self, records):
+        """The UEFI variables, TPM state and seed of each VM go; its disks only when asked (remove_disks)."""
+        for record in records:
+            try:
+                remove_state(record.state, bool(self.params.get("remove_disks")))
+            except OSError as exc:
+                raise QemuInitError("VM %s: removing its state in %s failed: %s" % (record.name, record.state.dir, exc)) from exc
 
     def remove_runtime(self, records):
         """Remove the taps the collection made for stopped VMs and their run dirs (not cfg files, not the registry)."""
@@ -560,6 +593,21 @@ class _Stopping:
         self.sent.add("quit")
         self._command("quit")
 
+    def has_agent(self):
+        return bool(self.record.spec and self.record.spec.guest_agent)
+
+    def agent_shutdown(self):
+        """Ask the guest agent to power the guest off (guest-shutdown; it sends no reply). A guest whose ACPI
+        handler is missing or stuck may still run its agent. An agent that does not answer is left for quit."""
+        if not self.has_agent():
+            return
+        try:
+            with GuestAgent(self.record.run.qga, AGENT_TIMEOUT) as agent:
+                agent.shutdown()
+            self.sent.add("agent")
+        except QgaError:
+            pass
+
     def _command(self, name):
         if self.qmp is not None:
             if self.qmp.closed:
@@ -632,7 +680,7 @@ class _Stopping:
         if self.shutdown is not None:
             cause = self.shutdown.get("reason")
             if cause in _GUEST_SHUTDOWN:
-                return "acpi"
+                return "agent" if "agent" in self.sent else "acpi"
             if _SHUTDOWN_BY.get(cause) in self.sent:
                 return self.method  # our quit or SIGTERM; the last rung it took
             return "external"  # quit through another monitor, a signal from elsewhere, a guest panic...
@@ -662,10 +710,13 @@ class _Stopping:
             self.pidfd = None
 
 
-_LADDER = (("quit", _Stopping.quit, QUIT_WAIT),
-           ("sigterm", lambda w: w.signal(signal.SIGTERM), SIGTERM_WAIT),
-           ("sigkill", lambda w: w.signal(signal.SIGKILL), SIGKILL_WAIT))
-_LADDER_SECONDS = QUIT_WAIT + SIGTERM_WAIT + SIGKILL_WAIT
+# (stop_method, action, seconds to wait for the exit, which VMs the rung is for); a rung no pending VM is for is
+# skipped, waiting nothing.
+_LADDER = (("agent", _Stopping.agent_shutdown, AGENT_WAIT, _Stopping.has_agent),
+           ("quit", _Stopping.quit, QUIT_WAIT, None),
+           ("sigterm", lambda w: w.signal(signal.SIGTERM), SIGTERM_WAIT, None),
+           ("sigkill", lambda w: w.signal(signal.SIGKILL), SIGKILL_WAIT, None))
+_LADDER_SECONDS = AGENT_WAIT + QUIT_WAIT + SIGTERM_WAIT + SIGKILL_WAIT
 
 
 def _wait_exit(waiters, timeout, rung=None):
@@ -700,3 +751,74 @@ def _wait_exit(waiters, timeout, rung=None):
             owner = owners[fd]
             if fd != owner.pidfd:
                 owner.on_readable(fd)
+
+
+# --- readiness -------------------------------------------------------------------------------
+WAIT_FOR = ("none", "agent", "ssh", "serial")
+SSH_PORT = 22
+
+
+def ssh_forward(spec):
+    """(host, port) of a user NIC's host forward to the guest's SSH port, or None."""
+    for nic in spec.nics:
+        if nic.backend != "user":
+            continue
+        for forward in UserNic.forwards(nic):
+            if forward.proto == "tcp" and forward.guest_port == SSH_PORT:
+                return forward.host_addr or "127.0.0.1", forward.host_port
+    return None
+
+
+def check_waitable(name, spec, wait_for, pattern):
+    """ParameterError when VM `name` (its spec) offers no way to wait for it as wait_for asks; checked before
+    anything is started."""
+    if wait_for == "agent" and not spec.guest_agent:
+        raise ParameterError("wait_for", "agent: VM %s has no guest agent channel (set guest_agent: true)" % name)
+    if wait_for == "ssh" and not ssh_forward(spec) and not (spec.guest_agent and not spec.netns):
+        raise ParameterError("wait_for", "ssh: VM %s has no user NIC forwarding a host port to guest port 22 (hostfwd: "
+                             "[tcp:127.0.0.1:PORT-:22]) and no guest agent to report its address" % name)
+    if wait_for == "serial":
+        if not pattern:
+            raise ParameterError("wait_pattern", "wait_for: serial needs wait_pattern (a regular expression)")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ParameterError("wait_pattern", "%r is not a regular expression: %s" % (pattern, exc)) from None
+
+
+def ready_target(record, wait_for, pattern, started=None):
+    """The _ready.Target of a running VM for wait_for (check_waitable first)."""
+    spec = record.spec
+    check_waitable(record.name, spec, wait_for, pattern)
+
+    def alive(pid=record.pid):
+        return is_live_qemu(pid)
+
+    if wait_for == "agent":
+        return Target(record.name, "agent", alive, agent_socket=record.run.qga, started=started)
+    if wait_for == "ssh":
+        forward = ssh_forward(spec)
+        if forward:
+            return Target(record.name, "ssh", alive, host=forward[0], port=forward[1], started=started)
+        # The guest's own addresses, as its agent reports them (a tap NIC on a bridge the host routes to).
+        return Target(record.name, "ssh", alive, port=SSH_PORT, agent_socket=record.run.qga,
+                      networks=("0.0.0.0/0", "::/0"), started=started)
+    return Target(record.name, "serial", alive, serial_log=record.serial_log, pattern=pattern, started=started)
+
+
+def wait_until_ready(records, wait_for, timeout, pattern=None):
+    """{name: readiness} of the running records (_ready.wait_ready), all waited for in parallel under one timeout.
+    Raises QemuInitError naming the VMs not ready (they keep running), with the results."""
+    targets = [ready_target(r, wait_for, pattern) for r in records if r.running]
+    results = wait_ready(targets, timeout) if targets else {}
+    message = failure_message(results, timeout)
+    if message:
+        raise QemuInitError(message, ready=results)
+    return results
+
+
+def readiness_keys(result):
+    """What a VM's result gains from its readiness (DESIGN.md: ready, ready_seconds, addresses, ssh)."""
+    return dict(ready=result.get("ready", False), ready_seconds=result.get("ready_seconds"),
+                addresses=result.get("addresses") or (result.get("guest") or {}).get("addresses") or [],
+                ssh=result.get("ssh"))

@@ -8,10 +8,11 @@ from __future__ import annotations
 import contextlib
 import os
 
+from ansible_collections.qemu_init.qemu.plugins.module_utils._artifacts import HostSide, check_no_shared_writable_disks
 from ansible_collections.qemu_init.qemu.plugins.module_utils._autostart import DEFAULT_SYSTEMD_DIR, AutostartLink
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError, CfgFile
-from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
-from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths, cfg_path, vms_dir
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import DEFAULT_STATE_DIR, ParameterError, QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths, StatePaths, cfg_path, vms_dir
 from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import ListeningPorts
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
     PROBE_PARALLEL,
@@ -29,12 +30,18 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import desc
 SPEC_PARAMS = (
     "name", "os", "memory", "cpus", "machine", "accel", "disks", "cdroms", "kernel", "initrd", "append", "nics",
     "hubs", "bridge", "netns", "vnc", "vnc_listen", "monitor_tcp", "autostart", "serial_log", "extra_args",
+    "firmware", "secure_boot", "tpm", "guest_agent", "cloud_init",
 )
 
 
 def _read_text(path, name):
     """VM name's cfg file text, or None when it has none (_vmspec.read_cfg_text)."""
     return read_cfg_text(path, name)
+
+
+def _disk_uses(spec):
+    return [(os.path.realpath(d.file), d.readonly) for d in spec.disks] + \
+        [(os.path.realpath(d.base_image), True) for d in spec.disks if d.base_image]
 
 
 def _registry_line(entry):
@@ -80,8 +87,10 @@ class _Change:
     `after` None means the cfg file is removed, `entry` None that the registry entry is.
     """
 
-    def __init__(self, name, path, before, after, entry_now, entry, result, ports=None, link=None, link_after=False):
+    def __init__(self, name, path, before, after, entry_now, entry, result, ports=None, link=None, link_after=False,
+                 artifacts=()):
         self.name = name
+        self.artifacts = [a for a in artifacts if a.changed]  # _artifacts: disks to make or grow, the seed
         self.link = link  # _autostart.AutostartLink, or None where the host has no systemd unit directory
         self.link_before = bool(link and link.enabled())
         self.link_after = bool(link and link_after)
@@ -103,10 +112,10 @@ class _Change:
 
     @property
     def changed(self):
-        return self.file_changed or self.entry != self.entry_now or self.link_changed
+        return self.file_changed or self.entry != self.entry_now or self.link_changed or bool(self.artifacts)
 
     def diffs(self, registry_path):
-        diffs = [
+        diffs = [a.diff() for a in self.artifacts] + [
             dict(before_header=self.path, after_header=self.path, before=self.before or "", after=self.after or ""),
             dict(before_header=registry_path, after_header=registry_path,
                  before=_registry_line(self.entry_now), after=_registry_line(self.entry)),
@@ -117,6 +126,9 @@ class _Change:
         return diffs
 
     def apply(self):
+        # The disks and the seed first: the cfg never names a seed or overlay that is not there.
+        for artifact in self.artifacts:
+            artifact.apply()
         if self.file_changed:
             if self.after is not None:
                 atomic_write(self.path, self.after, mode=0o644)
@@ -131,6 +143,9 @@ class _Change:
             self.link.set(self.link_after)
 
     def undo(self):
+        for artifact in reversed(self.artifacts):
+            with contextlib.suppress(OSError, QemuInitError):
+                artifact.undo()
         if self.link_changed:
             with contextlib.suppress(QemuInitError):
                 self.link.set(self.link_before)
@@ -156,11 +171,15 @@ class VmConfig:
         self.params = module.params
         self.config_dir = self.params["config_dir"]
         self.run_dir = self.params["run_dir"]
+        self.state_dir = self.params.get("state_dir") or DEFAULT_STATE_DIR
         self.registry = Registry(self.config_dir)
+        self.host_side = HostSide(module, self.state_dir, self.run_dir)
+        self._artifacts = {}
         self.check_mode = module.check_mode
         self.per_vm_spec = per_vm_spec or {}
         self._devices = None
         self._models_checked = set()
+        self._rendered = {}  # cfg path -> (spec, text read, text rendered) from _cfg_would_change
 
     def run(self):
         if self.params.get("vms") is None:
@@ -193,17 +212,23 @@ class VmConfig:
 
         def runtime(change):
             run = RunPaths(self.run_dir, change.name)
-            pid, running, _status = probe(change.name, run)
+            pid, running, _status = probe(change.name, run, status=False)  # the run status is not reported here
             required = False
             if running and change.after is not None:
                 spec = parse_cfg_text(change.after, change.path)[1]
-                required = restart_required(run, spec, change.ports, change.entry.short_name, kvm_check)
+                required = restart_required(run, spec, change.ports, change.entry.short_name, kvm_check,
+                                            StatePaths(self.state_dir, change.name))
             return dict(running=running, pid=pid, restart_required=required)
 
         for change, facts, exc in each(runtime, changes, PROBE_PARALLEL):
             if exc is not None:
                 raise exc
             change.result.update(facts)
+
+    @staticmethod
+    def spec_after(change):
+        """The VM's spec as its cfg will be after this call (None when it is removed)."""
+        return None if change.after is None else parse_cfg_text(change.after, change.path)[1]
 
     def cfg_exists(self, change):
         """Does the VM's cfg file exist once this call is done? (In check mode: as it was.)"""
@@ -251,7 +276,18 @@ class VmConfig:
     def _spec(self, params, name):
         values = dict((k, params.get(k)) for k in SPEC_PARAMS)
         values["name"] = name
+        # Relative disk files, formats read once, disks to make and the seed: planned now, made when applied.
+        self._artifacts[name] = self.host_side.prepare(values, name, lambda: self._spec_now(name))
         return from_params(values, check_files=True)
+
+    def _spec_now(self, name):
+        """The VM's spec as its cfg file gives it now, or None (no file, or one that does not parse)."""
+        path = cfg_path(self.config_dir, name)
+        try:
+            text = _read_text(path, name)
+            return parse_cfg_text(text, path)[1] if text is not None else None
+        except QemuInitError:
+            return None
 
     def _cfg_would_change(self, spec):
         """Would vm_config write this VM's cfg file? QEMU is asked for its NIC models (`-device help`, 0.2-0.5 s)
@@ -260,9 +296,11 @@ class VmConfig:
         path = cfg_path(self.config_dir, spec.name)
         try:
             before = _read_text(path, spec.name)
-            return before is None or spec.render_onto(CfgFile.parse(before, path)) != before
+            after = spec.render_onto(CfgFile.parse(before, path) if before is not None else None)
         except QemuInitError:
             return True  # a damaged file is reported when it is planned
+        self._rendered[path] = (spec, before, after)
+        return after != before
 
     def _check_nic_models(self, spec):
         self._models_checked.add(spec.name)
@@ -282,9 +320,32 @@ class VmConfig:
 
     def _plan_and_apply(self, reg, prepared, running_ok=False):
         changes = self._plan(reg, prepared, running_ok)
+        self._check_shared_disks(reg, changes)
         if not self.check_mode and any(c.changed for c in changes):
             self._apply(reg, changes)
         return changes
+
+    def _check_shared_disks(self, reg, changes):
+        """Two VMs writing one disk: refused before launch, naming both (QEMU's image locking would stop the second
+        at launch only, and not on every filesystem). Overlays' bases are read-only uses."""
+        mine = set(c.name for c in changes)
+        uses = {}
+        for change in changes:
+            if change.after is not None and change.file_changed:
+                uses[change.name] = _disk_uses(parse_cfg_text(change.after, change.path)[1])
+        if not any(uses.values()):
+            return  # no cfg gains or changes a disk: nothing new can clash (and a re-run reads no other cfg)
+        for entry in reg.entries():
+            if entry.name in mine:
+                continue
+            path = cfg_path(self.config_dir, entry.name)
+            try:
+                text = _read_text(path, entry.name)
+                if text is not None:
+                    uses[entry.name] = _disk_uses(parse_cfg_text(text, path)[1])
+            except QemuInitError:
+                continue  # its own damage is reported when it is used
+        check_no_shared_writable_disks(uses)
 
     def _plan(self, reg, prepared, running_ok=False):
         # The ports listened on in each VM's network namespace: read once per namespace, and only when a new VM needs a slot.
@@ -313,11 +374,15 @@ class VmConfig:
             entry_now = reg.get(spec.name)
         path = cfg_path(self.config_dir, spec.name)
         before = _read_text(path, spec.name)
-        try:
-            existing = CfgFile.parse(before, path) if before is not None else None  # a damaged file stops us here
-        except CfgError as exc:
-            raise CfgError("%s; %s" % (exc.msg, DAMAGED_CFG_HINT)) from exc
-        after = spec.render_onto(existing)
+        hint = self._rendered.get(path)
+        if hint is not None and hint[0] is spec and hint[1] == before:
+            after = hint[2]  # the same spec onto the same text: parsed and rendered once (100 VMs: ~10 ms less)
+        else:
+            try:
+                existing = CfgFile.parse(before, path) if before is not None else None  # a damaged file stops us here
+            except CfgError as exc:
+                raise CfgError("%s; %s" % (exc.msg, DAMAGED_CFG_HINT)) from exc
+            after = spec.render_onto(existing)
         if after != before and spec.name not in self._models_checked:
             self._check_nic_models(spec)  # the file changed since _cfg_would_change looked, or `name` was a short name
         own = spec.listened_tcp_ports()
@@ -337,7 +402,11 @@ class VmConfig:
         result.update(ports)
         link = self._link(spec.name)
         result["autostart"] = spec.autostart
-        return _Change(spec.name, path, before, after, entry_now, entry, result, ports, link, spec.autostart)
+        if spec.cidata:
+            result["cloud_init"] = dict(seed=spec.cidata, instance_id=spec.cidata_id)
+        result["state_dir"] = StatePaths(self.state_dir, spec.name).dir
+        return _Change(spec.name, path, before, after, entry_now, entry, result, ports, link, spec.autostart,
+                       self._artifacts.get(spec.name, ()))
 
     def _link(self, name):
         link = AutostartLink(self.params.get("systemd_dir") or DEFAULT_SYSTEMD_DIR, name)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from ansible_collections.qemu_init.qemu.plugins.module_utils import _addr
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CFG_FILE_HINT, DAMAGED_CFG_HINT, CfgError, CfgFile, numbered
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
-from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import cdrom, disk, nic as nic_kind
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import agent, cdrom, cidata, disk, firmware as firmware_kind, nic as nic_kind, tpm
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.disk import DiskSpec, default_format as default_disk_format
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic_base import DEFAULT_NIC_MODEL, NicSpec
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic_hubport import HubSpec, build_hubs, hub_cfg_items
@@ -44,7 +44,8 @@ MAX_DISKS = 32
 ACCELS = ("auto", "kvm", "tcg")
 
 # The cfg keys each device kind owns (_devices/).
-_KIND_KEY_PATTERNS = (disk.CFG_KEY_PATTERN, cdrom.CFG_KEY_PATTERN, nic_kind.CFG_KEY_PATTERN)
+_KIND_KEY_PATTERNS = (disk.CFG_KEY_PATTERN, cdrom.CFG_KEY_PATTERN, nic_kind.CFG_KEY_PATTERN, firmware_kind.CFG_KEY_PATTERN,
+                      tpm.CFG_KEY_PATTERN, agent.CFG_KEY_PATTERN, cidata.CFG_KEY_PATTERN)
 # cfg keys we own; anything else in a cfg file is the operator's and is kept untouched.
 _MANAGED_KEY_RE = re.compile(
     r"^(NAME|OS|MEMORY|CPUS|MACHINE|ACCEL|KERNEL|INITRD|APPEND|BRIDGE_IFNAME|NETNS|VNC|VNC_LISTEN|MONITOR_TCP|AUTOSTART"
@@ -85,6 +86,7 @@ _RESERVED_ARGS = {
 # extra_args options whose value can open a network listener (QEMU's chardev and address syntaxes).
 _LISTENER_ARGS = ("-chardev", "-gdb", "-debugcon", "-parallel", "-virtioconsole", "-incoming", "-spice", "-display")
 
+_INSTANCE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _MACHINE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _OS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _TRUE = ("yes", "true", "on", "1")
@@ -114,6 +116,12 @@ class VmSpec:
     autostart: bool = False
     serial_log: str | None = None
     extra_args: list[str] = field(default_factory=list)
+    firmware: str = firmware_kind.DEFAULT
+    secure_boot: bool = False
+    tpm: bool = False
+    guest_agent: bool = False
+    cidata: str | None = None  # the cloud-init seed image (vm_config writes it from cloud_init)
+    cidata_id: str | None = None  # its instance-id
 
     # --- derived facts -------------------------------------------------------------------
     def nic_mac(self, index):
@@ -178,6 +186,7 @@ class VmSpec:
             items += disk.cfg_items(item, i)
         for i, path in enumerate(self.cdroms, start=1):
             items += cdrom.cfg_items(path, i)
+        items += firmware_kind.cfg_items(self) + tpm.cfg_items(self) + agent.cfg_items(self) + cidata.cfg_items(self)
         for i, nic in enumerate(self.nics, start=1):
             items += nic_kind.cfg_items(nic, i)
         items += hub_cfg_items(self.hubs)
@@ -252,7 +261,7 @@ class _CfgNames:
         "kernel": "KERNEL", "initrd": "INITRD", "append": "APPEND", "bridge": "BRIDGE_IFNAME", "netns": "NETNS",
         "vnc": "VNC", "vnc_listen": "VNC_LISTEN", "monitor_tcp": "MONITOR_TCP", "autostart": "AUTOSTART",
         "serial_log": "SERIAL_LOG",
-        "extra_args": "EXTRA_ARGS",
+        "extra_args": "EXTRA_ARGS", "cidata": "CIDATA", "cidata_id": "CIDATA_ID",
     }
 
     def __init__(self, source):
@@ -307,6 +316,12 @@ def from_cfg(cfg, source="<cfg>", check_files=False):
         monitor_tcp=_to_bool(opt("MONITOR_TCP"), names.top("monitor_tcp")),
         autostart=_to_bool(opt("AUTOSTART"), names.top("autostart")),
         serial_log=opt("SERIAL_LOG"),
+        firmware=opt("FIRMWARE") or firmware_kind.DEFAULT,
+        secure_boot=_to_bool(opt("SECURE_BOOT"), names.top("secure_boot")),
+        tpm=_to_bool(opt("TPM"), names.top("tpm")),
+        guest_agent=_to_bool(opt("GUEST_AGENT"), names.top("guest_agent")),
+        cidata=opt("CIDATA"),
+        cidata_id=opt("CIDATA_ID"),
         cdroms=numbered(d, "CDR"),
         disks=[],
         nics=[],
@@ -441,6 +456,16 @@ def _build(p, names, check_files):
         raise ParameterError(names.top("vnc_listen"), "%r is not an IP address" % (vnc_listen,)) from None
     spec.vnc_listen = vnc_listen
     spec.monitor_tcp = bool(p.get("monitor_tcp"))
+    firmware_kind.build(spec, p.get("firmware") or firmware_kind.DEFAULT, p.get("secure_boot"), names.top)
+    spec.tpm = bool(p.get("tpm"))
+    spec.guest_agent = bool(p.get("guest_agent"))
+    if p.get("cidata"):
+        # Not required to exist yet: vm_config makes it from cloud_init after this check (QEMU names a missing one).
+        spec.cidata = check_absolute_path(p["cidata"], names.top("cidata"), kind="cloud-init seed")
+        cidata_id = p.get("cidata_id")
+        if cidata_id is not None and not _INSTANCE_ID_RE.match(cidata_id):
+            raise ParameterError(names.top("cidata_id"), "%r is not an instance-id (letters, digits, '.', '_', '-')" % (cidata_id,))
+        spec.cidata_id = cidata_id
     spec.autostart = bool(p.get("autostart"))
     if p.get("serial_log"):
         spec.serial_log = check_absolute_path(p["serial_log"], names.top("serial_log"))

@@ -25,7 +25,8 @@ description:
   - Stopping presses the ACPI power button (QMP C(system_powerdown)) and presses it again every 2 seconds, because a
     press before the guest's ACPI handler is up is lost. Exit is noticed by events (pidfd, QMP C(SHUTDOWN), socket
     EOF), not by sleeping. All VMs of a call stop in parallel under one O(shutdown_timeout). After the timeout, with
-    O(force=true) the ladder is QMP C(quit), then SIGTERM, then SIGKILL; without it the task fails and the VMs keep
+    O(force=true) the ladder is the guest agent's C(guest-shutdown) (VMs with C(guest_agent=true) only), QMP C(quit), then
+    SIGTERM, then SIGKILL; without it the task fails and the VMs keep
     running.
   - A VM that another call is stopping at the same moment (a second task, another playbook) is not pressed again;
     this call waits for that stop (within its own O(shutdown_timeout)) and reports RV(stop_method=joined); if
@@ -36,6 +37,7 @@ author:
 extends_documentation_fragment:
   - qemu_init.qemu._common
   - qemu_init.qemu._common.attributes
+  - qemu_init.qemu._common.lifecycle
 attributes:
   check_mode:
     support: full
@@ -114,6 +116,18 @@ EXAMPLES = r"""
     name: web1
     state: absent
     force: true
+
+- name: Start a cloud image and wait until its SSH server answers
+  qemu_init.qemu.vm:
+    name: debian1
+    state: started
+    wait_for: ssh
+    wait_timeout: 600
+  register: up
+
+- name: Where to log in
+  ansible.builtin.debug:
+    msg: "ssh -p {{ up.ssh.port }} debian@{{ up.ssh.host }} (ready after {{ up.ready_seconds }} s)"
 """
 
 RETURN = r"""
@@ -143,6 +157,8 @@ vms:
       description:
         - How the VM was stopped; null when no stop was asked for, when it did not stop, or in check mode.
         - V(acpi) the guest powered off (QEMU reported a guest shutdown), after the power button.
+        - V(agent) the guest powered off after the guest agent's C(guest-shutdown), the first rung of the force ladder
+          for a VM with C(guest_agent=true) whose guest did not answer the power button.
         - V(quit), V(sigterm), V(sigkill) forced by this call after O(shutdown_timeout) (O(force=true)); QEMU ended
           after QMP C(quit), after SIGTERM, or needed SIGKILL.
         - V(external) QEMU ended during the stop, but not by this call's doing and not as a guest shutdown, that is
@@ -154,7 +170,7 @@ vms:
         - A VM launched by an earlier version of the collection (no C(observe.sock)) gives no C(SHUTDOWN) event to
           tell by; it reports the rung the stop was on (V(acpi) or the force rung) until it is restarted.
       type: str
-      choices: [acpi, quit, sigterm, sigkill, external, joined, none]
+      choices: [acpi, agent, quit, sigterm, sigkill, external, joined, none]
       sample: acpi
     stop_seconds:
       description: Seconds from the first power-button press to QEMU's exit.
@@ -168,6 +184,27 @@ vms:
       description: The VM runs with other QEMU arguments than its cfg gives now.
       type: bool
       sample: false
+    ready:
+      description: With O(wait_for), whether the guest was seen ready.
+      type: bool
+      returned: when O(wait_for) is not V(none)
+      sample: true
+    ready_seconds:
+      description: Seconds from the launch (or the start of the wait, for a VM already running) until it was ready.
+      type: float
+      returned: when O(wait_for) is not V(none)
+      sample: 44.2
+    addresses:
+      description: The guest's addresses (no loopback, no link-local) as its agent reported them while waiting; empty otherwise.
+      type: list
+      elements: str
+      returned: when O(wait_for) is not V(none)
+      sample: [10.0.2.15]
+    ssh:
+      description: With O(wait_for=ssh), where the SSH server answered.
+      type: dict
+      returned: when O(wait_for=ssh)
+      sample: {host: 127.0.0.1, port: 22220}
   sample:
     - name: web1
       running: false
@@ -196,7 +233,7 @@ stop_method:
   description: With a single VM, see RV(vms[].stop_method).
   returned: when O(name) names one VM
   type: str
-  choices: [acpi, quit, sigterm, sigkill, external, joined, none]
+  choices: [acpi, agent, quit, sigterm, sigkill, external, joined, none]
   sample: acpi
 stop_seconds:
   description: With a single VM, see RV(vms[].stop_seconds).
@@ -213,11 +250,33 @@ restart_required:
   returned: when O(name) names one VM
   type: bool
   sample: false
+ready:
+  description: With a single VM, see RV(vms[].ready).
+  returned: when O(name) names one VM and O(wait_for) is not V(none)
+  type: bool
+  sample: true
+ready_seconds:
+  description: With a single VM, see RV(vms[].ready_seconds).
+  returned: when O(name) names one VM and O(wait_for) is not V(none)
+  type: float
+  sample: 44.2
+addresses:
+  description: With a single VM, see RV(vms[].addresses).
+  returned: when O(name) names one VM and O(wait_for) is not V(none)
+  type: list
+  elements: str
+  sample: [10.0.2.15]
+ssh:
+  description: With a single VM, see RV(vms[].ssh).
+  returned: when O(name) names one VM and O(wait_for=ssh)
+  type: dict
+  sample: {host: 127.0.0.1, port: 22220}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import common_argument_spec, run_module
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import WAIT_FOR
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_states import converge
 
 
@@ -230,6 +289,10 @@ def main():
         force=dict(type="bool", default=False),
         restart_on_change=dict(type="bool", default=False),
         qemu_binary=dict(type="str", default="qemu-system-x86_64"),
+        remove_disks=dict(type="bool", default=False),
+        wait_for=dict(type="str", default="none", choices=list(WAIT_FOR)),
+        wait_timeout=dict(type="int", default=300),
+        wait_pattern=dict(type="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if module.params["shutdown_timeout"] < 0:

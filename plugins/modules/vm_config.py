@@ -93,15 +93,46 @@ options:
     default: []
     suboptions:
       file:
-        description: Absolute path of the image. Must exist.
+        description:
+          - Path of the image. Must exist unless O(disks[].base_image) or O(disks[].size) makes it.
+          - A relative path lives under the VM's directory in O(state_dir) (C(<state_dir>/<name>/<file>)) and must
+            stay there; C(../) or a symbolic link leading out is an error.
         type: path
         required: true
       format:
         description:
-          - Image format, always passed explicitly to QEMU. Default V(qcow2) for C(*.qcow2) files, else V(raw);
-            never guessed from the image's content.
+          - Image format, always passed explicitly to QEMU.
+          - Left out, it is what C(qemu-img info) reads when the cfg first names an existing file, and then kept in the
+            cfg (a guest that writes an image header into a raw disk cannot change it later); V(qcow2) for a file
+            the module makes. A hand-written cfg without C(DSKx_FORMAT) means V(qcow2) for C(*.qcow2), else V(raw).
         type: str
         choices: [raw, qcow2, qed, vdi, vmdk, vhdx, vpc, luks]
+      base_image:
+        description:
+          - Absolute path of an image to make O(disks[].file) from, as a qcow2 overlay (C(qemu-img create -b ... -F
+            ...)) when O(disks[].file) does not exist. The base is never written, so many VMs may share it.
+          - An existing O(disks[].file) on another base, the disk as its own base, a missing base and a backing chain
+            that loops are errors, found before anything is made.
+        type: path
+        version_added: 0.1.0
+      size:
+        description:
+          - Virtual size, like V(20G), V(512M) or a number of bytes (binary units, as qemu-img reads them).
+          - Makes a blank disk when there is neither a file nor a base image; grows a smaller disk (offline with
+            C(qemu-img resize), or while the VM runs with QMP C(block_resize)). A size below the disk's current size
+            is an error (disks are never shrunk).
+        type: str
+        version_added: 0.1.0
+      cache:
+        description: QEMU's cache mode for the drive (C(cache=)); QEMU's default when not set.
+        type: str
+        choices: [none, writeback, writethrough, directsync, unsafe]
+        version_added: 0.1.0
+      discard:
+        description: Whether the guest's discard (TRIM) requests free space in the image (V(unmap)) or are ignored.
+        type: str
+        choices: [ignore, unmap]
+        version_added: 0.1.0
       interface:
         description: Drive interface.
         type: str
@@ -111,6 +142,61 @@ options:
         description: Attach the image read-only.
         type: bool
         default: false
+  firmware:
+    description:
+      - V(bios) (QEMU's SeaBIOS) or V(uefi) (OVMF, found through QEMU's firmware descriptors in
+        C(/usr/share/qemu/firmware), as libvirt finds it; package C(ovmf) or C(edk2-ovmf)).
+      - With V(uefi) the VM's UEFI variables are copied once from the firmware's template to
+        C(<state_dir>/<name>/efi-vars.fd) and kept across restarts.
+    type: str
+    choices: [bios, uefi]
+    default: bios
+    version_added: 0.1.0
+  secure_boot:
+    description:
+      - UEFI secure boot with Microsoft's keys enrolled (O(firmware=uefi) only); the machine is V(q35) with SMM.
+    type: bool
+    default: false
+    version_added: 0.1.0
+  tpm:
+    description:
+      - A TPM 2.0 emulated by C(swtpm) (a host package), its state in C(<state_dir>/<name>/tpm/); started before
+        QEMU and ended with it.
+    type: bool
+    default: false
+    version_added: 0.1.0
+  guest_agent:
+    description:
+      - A virtio-serial channel C(org.qemu.guest_agent.0) for the QEMU guest agent, on a 0600 socket in the run dir.
+        M(qemu_init.qemu.vm_info) then reports the guest's hostname, OS and addresses, and M(qemu_init.qemu.vm) can
+        wait for the agent (O(qemu_init.qemu.vm#module:wait_for=agent)).
+    type: bool
+    default: false
+    version_added: 0.1.0
+  cloud_init:
+    description:
+      - A cloud-init NoCloud seed (a FAT volume labelled C(cidata)), made on the managed host with Python's standard
+        library, kept in C(<state_dir>/<name>/cidata.img) (mode 0600) and attached read-only.
+      - Rewritten only when its content changes. The C(instance-id) defaults to a digest of the content, so a change
+        makes cloud-init run again at the next boot (the VM reports RV(restart_required)); C(local-hostname) defaults
+        to the VM's name.
+      - The content never appears in results, diffs or logs; O(cloud_init.user_data) and O(cloud_init.vendor_data)
+        are C(no_log), so their values are masked in the task's output.
+    type: dict
+    version_added: 0.1.0
+    suboptions:
+      user_data:
+        description: A dict (written as C(#cloud-config) YAML) or a string used as is (a script, a MIME multipart).
+        type: raw
+      meta_data:
+        description: A dict or a YAML string; C(instance-id) and C(local-hostname) default as described above.
+        type: raw
+      network_config:
+        description: cloud-init network configuration (version 1 or 2), a dict or a YAML string.
+        type: raw
+      vendor_data:
+        description: Vendor data, a dict or a string, like O(cloud_init.user_data).
+        type: raw
   cdroms:
     description: ISO images, in order (C(CDR1), C(CDR2), ...). Each must exist.
     type: list
@@ -537,9 +623,7 @@ cfg:
   sample: {"NAME": "web1", "OS": "debian", "NIC1": "e1000", "BRIDGE_IFNAME": "br0"}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.qemu_init.qemu.plugins.module_utils._argspec import per_vm_argument_spec
+from ansible_collections.qemu_init.qemu.plugins.module_utils._argspec import per_vm_argument_spec, secret_aware_module
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import common_argument_spec, run_module
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_config import VmConfig
 
@@ -554,8 +638,8 @@ def main():
         qemu_binary=dict(type="str", default="qemu-system-x86_64"),
         systemd_dir=dict(type="path", default="/etc/systemd/system"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_one_of=[("name", "vms")], mutually_exclusive=[("name", "vms")])
+    module = secret_aware_module(argument_spec, supports_check_mode=True,
+                                 required_one_of=[("name", "vms")], mutually_exclusive=[("name", "vms")])
     run_module(module, lambda m: VmConfig(m, per_vm).run())
 
 

@@ -133,6 +133,18 @@ vms:
       description: The VM runs with other QEMU arguments than its cfg gives now.
       type: bool
       sample: false
+    guest:
+      description:
+        - What the QEMU guest agent reports, for a running VM with C(guest_agent=true) whose agent answers within 2
+          seconds; V(null) otherwise.
+        - C(addresses) leaves out loopback and link-local addresses.
+      type: dict
+      version_added: 0.1.0
+      sample:
+        hostname: web1
+        os: {id: debian, name: Debian GNU/Linux, version_id: "12", kernel_release: 6.1.0-28-cloud-amd64}
+        interfaces: [{name: enp0s2, mac: "DE:AD:BE:EF:12:34", addresses: [10.0.2.15]}]
+        addresses: [10.0.2.15]
 """
 
 from ansible.module_utils.basic import AnsibleModule

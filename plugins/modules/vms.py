@@ -28,6 +28,7 @@ author:
 extends_documentation_fragment:
   - qemu_init.qemu._common
   - qemu_init.qemu._common.attributes
+  - qemu_init.qemu._common.lifecycle
 attributes:
   check_mode:
     support: full
@@ -227,12 +228,11 @@ vms:
       sample: false
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.qemu_init.qemu.plugins.module_utils._argspec import per_vm_argument_spec
+from ansible_collections.qemu_init.qemu.plugins.module_utils._argspec import per_vm_argument_spec, secret_aware_module
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import common_argument_spec, run_module
 from ansible_collections.qemu_init.qemu.plugins.module_utils._fleet import Fleet
 from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import STATES
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import WAIT_FOR
 
 
 def main():
@@ -246,8 +246,12 @@ def main():
         restart_on_change=dict(type="bool", default=False),
         qemu_binary=dict(type="str", default="qemu-system-x86_64"),
         systemd_dir=dict(type="path", default="/etc/systemd/system"),
+        remove_disks=dict(type="bool", default=False),
+        wait_for=dict(type="str", default="none", choices=list(WAIT_FOR)),
+        wait_timeout=dict(type="int", default=300),
+        wait_pattern=dict(type="str"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = secret_aware_module(argument_spec, supports_check_mode=True)
     if module.params["shutdown_timeout"] < 0:
         module.fail_json(msg="shutdown_timeout: must be 0 or more seconds")
     run_module(module, lambda m: Fleet(m, per_vm_argument_spec()).run())

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils import _files
-from ansible_collections.qemu_init.qemu.plugins.module_utils._files import FileReadError, read_json, read_text
+from ansible_collections.qemu_init.qemu.plugins.module_utils._files import FileReadError, read_appended, read_json, read_text
 from ansible_collections.qemu_init.qemu.tests.unit.plugins.module_utils.file_states import STATES
 
 MODULE_UTILS = os.path.dirname(_files.__file__)
@@ -91,3 +91,34 @@ def test_a_file_that_is_there_but_not_text_gets_the_damaged_hint(tmp_path):
     with pytest.raises(FileReadError) as exc:
         read_text(str(tmp_path / "f"), "cfg file", "web1", hint="misplaced", damaged_hint="damaged")
     assert exc.value.msg.endswith("; misplaced")
+
+
+# A log is read by what was added to it: size and encoding are the follower's business, not errors.
+LOG_STATES = [(make, problem) for make, problem in STATES if make.__name__ not in ("_huge", "_not_utf8")]
+
+
+@pytest.mark.parametrize("make, problem", LOG_STATES, ids=[m.__name__.strip("_") for m, _p in LOG_STATES])
+def test_read_appended_refuses_what_read_text_refuses(tmp_path, make, problem):
+    path = str(tmp_path / "serial.log")
+    make(path)
+    with pytest.raises(FileReadError) as exc:
+        read_appended(path, 0, None, "serial log", "web1")
+    assert exc.value.msg.startswith("cannot read the serial log of VM web1: %s: " % path)
+    assert (problem % path if "%s" in problem else problem) in exc.value.msg
+
+
+def test_read_appended_follows_growth_truncation_and_replacement(tmp_path):
+    path = tmp_path / "serial.log"
+    assert read_appended(str(path), 0, None) is None
+    path.write_bytes(b"abcdef")
+    data, offset, identity = read_appended(str(path), 2, None, limit=3)
+    assert (data, offset) == (b"cde", 5)
+    assert read_appended(str(path), offset, identity) == (b"f", 6, identity)
+    assert read_appended(str(path), 6, identity) == (b"", 6, identity)
+    path.write_bytes(b"xy")  # truncated in place: same file, shorter than the offset
+    assert read_appended(str(path), 6, identity) == (b"xy", 2, identity)
+    other = tmp_path / "new.log"
+    other.write_bytes(b"0123456789")
+    os.replace(str(other), str(path))  # another file, longer than the offset: still read from its start
+    data, offset, new_identity = read_appended(str(path), 2, identity)
+    assert (data, offset) == (b"0123456789", 10) and new_identity != identity

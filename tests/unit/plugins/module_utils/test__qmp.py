@@ -97,6 +97,26 @@ def test_unknown_command_raises_with_class(client):
 
 
 @needs_qemu
+def test_pipeline_negotiates_and_queries_in_one_write(qemu):
+    # What the probe sends: qmp_capabilities and its queries together, right after the greeting.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            qmp = QmpClient(qemu[1], timeout=10, negotiate=False)
+            break
+        except QmpConnectError:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+    with qmp:
+        caps, name, status = qmp.pipeline(["qmp_capabilities", "query-name", "query-status"])
+        assert caps == {} and name == {"name": "testvm"} and status["status"] == "prelaunch"
+        with pytest.raises(QmpError) as info:
+            qmp.pipeline(["query-name", "no-such-command", ("human-monitor-command", {"command-line": "info name"})])
+        assert info.value.command == "no-such-command" and info.value.error_class == "CommandNotFound"
+        assert qmp.query_name() == "testvm"  # every reply of the failed pipeline was read: the next one is ours
+
+
+@needs_qemu
 def test_command_arguments_and_hmp(client):
     assert "paused" in client.hmp("info status")
     with pytest.raises(QmpError) as info:
@@ -246,6 +266,24 @@ def test_events_and_stale_replies_around_a_command(scripted):
     thread.join(5)
     assert qmp.wait_event("AFTER", timeout=5)["event"] == "AFTER"
     assert [e["event"] for e in qmp.events()] == ["BEFORE"]
+
+
+def test_pipeline_sends_once_and_returns_in_order(scripted):
+    qmp, conn, reader = scripted
+
+    def serve():
+        first, second = read_request(reader), read_request(reader)
+        assert [first["execute"], second["execute"]] == ["query-name", "query-status"]
+        assert second["arguments"] == {"x": 1}
+        # Replies may come in one chunk, with an event between them.
+        conn.sendall(json.dumps({"return": {"name": "a"}, "id": first["id"]}).encode() + b"\r\n" + event("E")
+                     + json.dumps({"return": {"status": "running"}, "id": second["id"]}).encode() + b"\r\n")
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    assert qmp.pipeline(["query-name", ("query-status", {"x": 1})]) == [{"name": "a"}, {"status": "running"}]
+    thread.join(5)
+    assert [e["event"] for e in qmp.events()] == ["E"]
 
 
 def test_command_timeout_then_eof(scripted):

@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -209,6 +210,9 @@ def facts(joined=False, sent=(), shutdown=None, watched=True, method="acpi", pre
     (facts(watched=False, presses=0, shutdown={"reason": "guest-shutdown"}), "acpi"),
     (facts(joined=True, shutdown={"reason": "host-qmp-quit"}), "joined"),
     (facts(joined=True, watched=False), "joined"),
+    # the guest agent's guest-shutdown (the first force rung for a VM with an agent) powered the guest off
+    (facts(sent=["agent"], method="agent", shutdown={"reason": "guest-shutdown"}), "agent"),
+    (facts(sent=["agent", "quit"], method="quit", shutdown={"reason": "host-qmp-quit"}), "quit"),
 ])
 def test_outcome(waiter, outcome):
     assert waiter.outcome() == outcome
@@ -245,3 +249,27 @@ def test_a_vm_launched_without_the_observer_monitor_reports_restart_required(tmp
         with open(run.launch_record, "w") as handle:
             json.dump(dict(argv=launched), handle)
         assert launched_otherwise(run, desired) is required
+
+
+@needs_qemu
+def test_the_agent_rung_is_skipped_without_an_agent_and_falls_to_quit_when_the_agent_is_silent(tmp_path, qemus):
+    """An idle QEMU ignores the power button. Without guest_agent the force ladder goes straight to quit (no
+    AGENT_WAIT); with guest_agent but nothing answering on qga.sock (no guest), the rung costs the agent timeout
+    and quit ends it."""
+    mgr, record = running(tmp_path, qemus, "noagent")
+    record.spec = from_params(dict(name="noagent"), check_files=False)
+    t0 = time.monotonic()
+    assert mgr.stop([record], 0.2, True)["noagent"][0] == "quit"
+    assert time.monotonic() - t0 < 5.0  # no AGENT_WAIT (10 s) spent
+
+    mgr, record = running(tmp_path, qemus, "silent")
+    record.spec = from_params(dict(name="silent", guest_agent=True), check_files=False)
+    os.makedirs(record.run.dir, exist_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(record.run.qga)  # an agent channel nobody answers on
+    listener.listen(1)
+    try:
+        method, _seconds = mgr.stop([record], 0.2, True)["silent"]
+    finally:
+        listener.close()
+    assert method == "quit"

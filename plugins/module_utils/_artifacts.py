@@ -1,0 +1,251 @@
+# Copyright (c) qemu_init.qemu contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What vm_config makes on the host besides the cfg file: the disks it creates or grows (_disk_plan.py) and the
+cloud-init seed (_seed.py). Each is an Artifact: planned without writing (check mode, diff), applied after
+every VM of the call validated, undone when a later write of the same call fails.
+
+Disks given by a relative file live under <state_dir>/<name>/, as does the seed (0600, and the directory 0700).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import typing as t
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils import _disk_plan, _seed
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.disk import default_format
+from ansible_collections.qemu_init.qemu.plugins.module_utils._files import read_bytes, read_json
+from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths, StatePaths
+from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import QMP_TIMEOUT, probe
+from ansible_collections.qemu_init.qemu.plugins.module_utils._process import proc_cmdline
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import observer_socket
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu_img import QemuImg, parse_size
+from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient
+from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import atomic_write
+
+
+def _state_dir_ready(path):
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+
+
+class SeedArtifact:
+    """The VM's cidata image, rewritten only when its bytes change. Its content can hold secrets: the diff shows
+    names, sizes, digests and the instance-id only."""
+
+    def __init__(self, name, path, seed):
+        self.name = name
+        self.path = path
+        self.seed = seed
+        self.before = read_bytes(path, "cloud-init seed", name, limit=_seed.MAX_IMAGE_BYTES)
+        self.changed = _seed.seed_changed(path, seed, name)
+
+    def diff(self):
+        before = "" if self.before is None else "cloud-init seed (%d bytes, content not shown)\n" % len(self.before)
+        after = "cloud-init seed: %s\n" % json.dumps(_seed.describe_seed(self.seed), sort_keys=True)
+        return dict(before_header=self.path, after_header=self.path, before=before, after=after)
+
+    def apply(self):
+        _state_dir_ready(self.path)
+        _seed.write_seed(self.path, self.seed, self.name)
+
+    def undo(self):
+        if self.before is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        else:
+            atomic_write(self.path, self.before, mode=0o600)
+
+
+class DiskArtifact:
+    """One disk to create (an overlay on base_image, or blank of size) or grow (offline, or online through QMP)."""
+
+    def __init__(self, name, plan, img, state, observer):
+        self.name = name
+        self.plan = plan
+        self.img = img
+        self.state = state
+        self.observer = observer  # the running VM's observer QMP socket, for grow_online
+        self.changed = plan.changes
+        self.created = False
+
+    def describe(self):
+        plan = self.plan
+        if plan.action == _disk_plan.CREATE_OVERLAY:
+            return "qcow2 overlay on %s (%s), %s" % (plan.base, plan.base_format, _disk_plan.human_size(plan.size or 0))
+        if plan.action == _disk_plan.CREATE_BLANK:
+            return "blank %s disk, %s" % (plan.format, _disk_plan.human_size(plan.size or 0))
+        if plan.action in (_disk_plan.GROW_OFFLINE, _disk_plan.GROW_ONLINE):
+            return "grown %s to %s" % ("while running" if plan.action == _disk_plan.GROW_ONLINE else "offline",
+                                       _disk_plan.human_size(plan.size or 0))
+        return "unchanged"
+
+    def diff(self):
+        plan = self.plan
+        before = "" if plan.current_size is None else "%s disk, %s\n" % (plan.format, _disk_plan.human_size(plan.current_size))
+        return dict(before_header=plan.file, after_header=plan.file, before=before, after=self.describe() + "\n")
+
+    def apply(self):
+        if self.plan.action in (_disk_plan.CREATE_OVERLAY, _disk_plan.CREATE_BLANK):
+            _state_dir_ready(self.state.made)
+            # Noted before it exists: a run killed right after creating it still leaves it to remove_disks.
+            remember_made_disk(self.state, self.plan.file)
+            self.created = True
+        if self.plan.action == _disk_plan.GROW_ONLINE:
+            with QmpClient(self.observer, timeout=QMP_TIMEOUT) as qmp:
+                _disk_plan.apply_plan(self.plan, self.img, qmp)
+        else:
+            _disk_plan.apply_plan(self.plan, self.img)
+
+    def undo(self):
+        # A disk made by this call goes again; a grown disk cannot shrink back (it is reported as grown).
+        if self.created:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.plan.file)
+
+
+def made_disks(state):
+    """The disk files the collection created for the VM (what remove_disks removes besides its state dir)."""
+    return list((read_json(state.made, "record of the disks made", state.name) or {}).get("disks", []))
+
+
+def remember_made_disk(state, path):
+    disks = sorted(set(made_disks(state)) | {path})
+    atomic_write(state.made, json.dumps(dict(disks=disks)) + "\n", mode=0o600)
+
+
+class HostSide:
+    """Turns a VM's disks and cloud_init parameters into what its spec needs (absolute files, formats, the seed's
+    path and instance-id) and into the Artifacts that make them. One per module run: qemu-img is looked up once."""
+
+    def __init__(self, module, state_dir, run_dir):
+        self.module = module
+        self.state_dir = state_dir
+        self.run_dir = run_dir
+        self._img = None
+
+    def img(self):
+        if self._img is None:
+            self._img = QemuImg(self.module)
+        return self._img
+
+    def prepare(self, values, name, before_spec):
+        """values: the spec parameters (changed in place); before_spec(): the VM's spec from its cfg file now, or None
+        (asked only when a disk needs it: an idempotent run of VMs whose disks say their format reads no cfg twice).
+        Returns the Artifacts; raises ParameterError/QemuInitError before anything is made."""
+        state = StatePaths(self.state_dir, name)
+        artifacts: list[t.Any] = []
+        disks = values.get("disks") or []
+        if any(d.get("base_image") or d.get("size") or not os.path.isabs(d.get("file") or "") or not d.get("format") for d in disks):
+            artifacts += self._disks(values, name, state, before_spec)
+        cloud_init = values.pop("cloud_init", None)
+        if cloud_init:
+            seed = _seed.build_seed(cloud_init, name)
+            values["cidata"] = state.seed
+            values["cidata_id"] = seed.instance_id
+            artifact = SeedArtifact(name, state.seed, seed)
+            if artifact.changed:
+                artifacts.append(artifact)
+        return artifacts
+
+    def _disks(self, values, name, state, before_spec):
+        now = before_spec()
+        known = dict((d.file, d.format) for d in (now.disks if now else []))
+        running = None
+        artifacts, plans = [], []
+        disks = [dict(d) for d in values["disks"]]
+        for i, d in enumerate(disks):
+            param = "disks[%d]" % i
+            d["file"] = _disk_plan.resolve_disk_file(d.get("file") or "", self.state_dir, name, param + ".file")
+            makes = bool(d.get("base_image") or d.get("size"))
+            if not makes and d.get("format"):
+                continue
+            if not makes and not d.get("format"):
+                # The format is read once, when the cfg first names the file, and then kept in the cfg: a guest that
+                # writes an image header into a raw disk must not change how it is opened next time.
+                if d["file"] in known:
+                    d["format"] = known[d["file"]]
+                elif os.path.exists(d["file"]):
+                    d["format"] = self._read_format(d["file"], param)
+                continue
+            if not d.get("format") and d["file"] in known and not d.get("base_image"):
+                d["format"] = known[d["file"]]
+            size = None
+            if d.get("size"):
+                try:
+                    size = parse_size(d["size"])
+                except ValueError as exc:
+                    raise ParameterError(param + ".size", str(exc)) from None
+            want = _disk_plan.DiskWant(d["file"], d.get("base_image"), size, d.get("format"), param)
+            disk_state = _disk_plan.read_state(self.img(), d["file"], d.get("format"))
+            base_state = None
+            if not disk_state.exists and d.get("base_image") and os.path.isabs(d["base_image"]):
+                base_state = _disk_plan.read_state(self.img(), d["base_image"])
+            if running is None:
+                running = self._observer(name)
+            plan = _disk_plan.plan_disk(want, disk_state, base_state, running=bool(running))
+            plans.append(plan)
+            if plan.action != _disk_plan.ERROR:
+                d["format"] = plan.format or d.get("format") or default_format(d["file"])
+                if plan.changes:
+                    artifacts.append(DiskArtifact(name, plan, self.img(), state, running))
+        _disk_plan.raise_for_errors(plans)
+        values["disks"] = disks
+        return artifacts
+
+    def _read_format(self, path, param):
+        found = _disk_plan.read_state(self.img(), path)
+        if found.problem or not found.chain:
+            raise ParameterError(param + ".file", "%s: %s" % (path, found.problem or "not a disk image"))
+        return str(found.chain[0]["format"])
+
+    def _observer(self, name):
+        """The running VM's observer socket ('' when it is not running)."""
+        run = RunPaths(self.run_dir, name)
+        pid, running, _status = probe(name, run)
+        return observer_socket(run, proc_cmdline(pid)) if running else ""
+
+
+def remove_state(state, remove_disks):
+    """What `absent` removes of the VM's state dir: all of it with remove_disks, else all but the disk files in it.
+    With remove_disks the disks it created elsewhere go too. Returns the paths removed."""
+    removed = []
+    doomed_disks = set(made_disks(state)) if remove_disks else set()
+    for path in sorted(doomed_disks):
+        if not path.startswith(state.dir + os.sep) and os.path.isfile(path):
+            os.unlink(path)
+            removed.append(path)
+    if not os.path.isdir(state.dir):
+        return removed
+    kept = False
+    for root, dirs, files in os.walk(state.dir, topdown=False):
+        for fname in files:
+            path = os.path.join(root, fname)
+            if not remove_disks and _is_disk(path, state):
+                kept = True
+                continue
+            os.unlink(path)
+            removed.append(path)
+        for dname in dirs:
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(root, dname))
+    if not kept:
+        with contextlib.suppress(OSError):
+            os.rmdir(state.dir)
+    return removed
+
+
+def _is_disk(path, state):
+    """A file of the state dir that is not one of the collection's own (seed, UEFI vars, TPM state, records)."""
+    own = (state.seed, state.efi_vars, state.made)
+    return path not in own and not path.startswith(os.path.join(state.dir, "tpm") + os.sep)
+
+
+def check_no_shared_writable_disks(uses):
+    """QemuInitError when two VMs would write one disk ({vm: [(realpath, readonly)]})."""
+    clashes = _disk_plan.find_disk_clashes(uses)
+    if clashes:
+        raise QemuInitError("; ".join(clashes))

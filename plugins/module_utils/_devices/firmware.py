@@ -1,0 +1,88 @@
+# Copyright (c) qemu_init.qemu contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""firmware: bios (SeaBIOS, QEMU's default) or uefi (OVMF found through QEMU's firmware descriptors, _firmware.py),
+with secure_boot. FIRMWARE, SECURE_BOOT in the cfg. The per-VM UEFI variables are copied once from the
+descriptor's template into the state dir and kept: a restart keeps the boot entries the guest wrote."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+
+from ansible_collections.qemu_init.qemu.plugins.module_utils import _firmware
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.qemu_opts import esc
+
+FIRMWARES = ("bios", "uefi")
+DEFAULT = "bios"
+CFG_KEY_PATTERN = r"FIRMWARE|SECURE_BOOT"
+# Secure boot needs SMM, which QEMU's x86 machines offer on q35 only.
+SECURE_BOOT_MACHINE = "q35"
+
+
+def build(spec, firmware, secure_boot, where):
+    if firmware not in FIRMWARES:
+        raise ParameterError(where("firmware"), "%r is not one of %s" % (firmware, ", ".join(FIRMWARES)))
+    if secure_boot and firmware != "uefi":
+        raise ParameterError(where("secure_boot"), "secure boot needs firmware: uefi")
+    if secure_boot and spec.machine and not _firmware.is_q35(spec.machine):
+        raise ParameterError(where("secure_boot"), "secure boot needs a q35 machine (SMM), not %s" % spec.machine)
+    spec.firmware = firmware
+    spec.secure_boot = bool(secure_boot)
+
+
+def cfg_items(spec):
+    items = []
+    if spec.firmware != DEFAULT:
+        items.append(("FIRMWARE", spec.firmware))
+    if spec.secure_boot:
+        items.append(("SECURE_BOOT", "yes"))
+    return items
+
+
+def machine(spec):
+    """The -machine value: the VM's own, q35 for secure boot when it names none; SMM on for secure boot."""
+    value = spec.machine or (SECURE_BOOT_MACHINE if spec.secure_boot else None)
+    if value and spec.secure_boot:
+        value += ",smm=on"
+    return value
+
+
+def select(spec):
+    """The OVMF build for spec (a clear error naming the packages when none is installed)."""
+    return _firmware.select(spec.machine or (SECURE_BOOT_MACHINE if spec.secure_boot else None), spec.secure_boot)
+
+
+def argv(ctx):
+    spec = ctx.spec
+    if spec.firmware != "uefi":
+        return []
+    chosen = select(spec)
+    args = ["-drive", "if=pflash,format=%s,unit=0,readonly=on,file=%s" % (chosen.code_format, esc(chosen.code)),
+            "-drive", "if=pflash,format=%s,unit=1,file=%s" % (chosen.vars_format, esc(ctx.state.efi_vars))]
+    if spec.secure_boot:
+        # Only SMM code may then write the flash holding the variables: the guest OS cannot change its own keys.
+        args += ["-global", "driver=cfi.pflash01,property=secure,value=on"]
+    return args
+
+
+def prepare(ctx):
+    """Copy the variables template to the state dir once (0600); an existing vars file is the VM's and kept."""
+    spec = ctx.spec
+    if spec.firmware != "uefi" or os.path.exists(ctx.state.efi_vars):
+        return False
+    chosen = select(spec)
+    os.makedirs(ctx.state.dir, mode=0o700, exist_ok=True)
+    tmp = ctx.state.efi_vars + ".tmp"
+    try:
+        with open(chosen.vars_template, "rb") as src, open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.replace(tmp, ctx.state.efi_vars)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise QemuInitError("VM %s: copying the UEFI variables template %s to %s failed: %s"
+                            % (spec.name, chosen.vars_template, ctx.state.efi_vars, exc.strerror or exc)) from exc
+    return True
