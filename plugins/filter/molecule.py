@@ -123,7 +123,7 @@ def molecule_vms(platforms, public_key=None, base_image=None, state="started", m
     state=started: one VM per platform booted from a qcow2 overlay on its base image, UEFI by default, a user-mode
     NIC forwarding 127.0.0.1:<port> to the guest's port 22, the guest agent, and cloud-init user-data giving the
     login user `public_key`; `restrict` cuts the guests off from everything but their forwards (QEMU's
-    restrict=on). state=absent: each platform's VM removed with its disks.
+    restrict=on). state=absent: each platform's VM, to be removed (the module's remove_disks removes its disks).
     """
     name = "molecule_vms"
     platforms = _platforms(name, platforms)
@@ -137,7 +137,7 @@ def molecule_vms(platforms, public_key=None, base_image=None, state="started", m
         _fail(name, "restrict must be true or false, got %r" % (restrict,))
     nic_options = {"restrict": True} if restrict else {}
     if state == "absent":
-        return [{"name": p["name"], "state": "absent", "remove_disks": True} for p in platforms]
+        return [{"name": p["name"], "state": "absent"} for p in platforms]
     _choice(name, "state", "state", state, ("started", "absent"))
     if not isinstance(public_key, str) or not public_key.strip():
         _fail(name, "public_key (the SSH public key the guests accept) is required")

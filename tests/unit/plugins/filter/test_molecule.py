@@ -71,10 +71,10 @@ def test_restrict_cuts_the_guests_off_from_all_but_their_forwards():
         assert "restrict" not in molecule_vms([{"name": "a"}], public_key=KEY, base_image=BASE, restrict=off)[0]["nics"][0]
 
 
-def test_absent_needs_no_key_and_no_image_and_removes_the_disks():
+def test_absent_needs_no_key_and_no_image():
     assert molecule_vms([{"name": "a"}, {"name": "b", "base_image": "relative"}], state="absent") == [
-        {"name": "a", "state": "absent", "remove_disks": True},
-        {"name": "b", "state": "absent", "remove_disks": True},
+        {"name": "a", "state": "absent"},
+        {"name": "b", "state": "absent"},
     ]
     assert molecule_vms([], state="absent") == []
 
