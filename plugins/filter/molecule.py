@@ -172,10 +172,6 @@ def molecule_vms(platforms, public_key=None, base_image=None, state="started", m
     return vms
 
 
-def _masked(value):
-    return isinstance(value, str) and (value == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" or "********" in value)
-
-
 def molecule_instances(vms, platforms, identity_file, ssh_user=DEFAULT_SSH_USER):
     """molecule's instance config for the VMs the qemu_init.qemu.vms module started (its result's `vms`).
 
@@ -193,11 +189,6 @@ def molecule_instances(vms, platforms, identity_file, ssh_user=DEFAULT_SSH_USER)
     for index, platform in enumerate(platforms):
         where = _where(index, platform)
         vm = by_name.get(platform["name"])
-        if vm is None and len(vms) == len(platforms) and isinstance(vms[index], dict) and _masked(vms[index].get("name")):
-            # The module masks every string of the cloud-init user-data in its result (no_log), also inside other
-            # values: a platform named like the login user ('debian', 'debian12') comes back as
-            # VALUE_SPECIFIED_IN_NO_LOG_PARAMETER or '********12'. The module keeps the order of its vms.
-            vm = vms[index]
         if vm is None:
             _fail(name, "%s: the module's result has no VM of that name" % where)
         ssh = vm.get("ssh")

@@ -125,17 +125,6 @@ def test_instances_come_from_the_module_result_in_platform_order():
     assert molecule_instances(vms, platforms[:1], "/k", ssh_user=None)[0]["user"] == "debian"
 
 
-def test_instances_of_names_the_module_masked_are_taken_by_position():
-    # the user-data holds "debian": Ansible's no_log masks it in the module's result, also inside other strings
-    platforms = [{"name": "debian"}, {"name": "debian12"}]
-    vms = [{"name": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER", "ssh": {"host": "127.0.0.1", "port": 22220}},
-           {"name": "********12", "ssh": {"host": "127.0.0.1", "port": 22221}}]
-    assert [(i["instance"], i["port"]) for i in molecule_instances(vms, platforms, "/k")] == [
-        ("debian", 22220), ("debian12", 22221)]
-    with pytest.raises(AnsibleFilterError, match="no VM of that name"):  # never when the counts differ
-        molecule_instances(vms[:1], platforms, "/k")
-
-
 @pytest.mark.parametrize("vms, identity_file, message", [
     ({"name": "a"}, "/k", "expects the qemu_init.qemu.vms module's vms"),
     ([], "/k", r"platform a \(platforms\[0\]\): the module's result has no VM of that name"),
