@@ -59,6 +59,7 @@ def per_vm_argument_spec():
         netns=dict(type="str"),
         vnc=dict(type="bool", default=False),
         vnc_listen=dict(type="str", default="127.0.0.1"),
+        vnc_password=dict(type="str", no_log=True),  # to the state dir, never argv, cfg or results
         monitor_tcp=dict(type="bool", default=False),
         autostart=dict(type="bool", default=False),
         serial_log=dict(type="path"),
@@ -77,8 +78,9 @@ def per_vm_argument_spec():
     )
 
 
-# The per-VM options whose values are secrets (passwords, keys and tokens in cloud-init data): no_log above.
-SECRET_OPTIONS = (("cloud_init", "user_data"), ("cloud_init", "vendor_data"))
+# The per-VM options whose values are secrets (passwords, keys and tokens in cloud-init data, the VNC password): no_log
+# above. (outer, None) is a top-level option.
+SECRET_OPTIONS = (("cloud_init", "user_data"), ("cloud_init", "vendor_data"), ("vnc_password", None))
 
 
 def _strings(value):
@@ -103,7 +105,9 @@ def item_secrets(items):
             continue
         for outer, inner in SECRET_OPTIONS:
             section = item.get(outer)
-            if isinstance(section, dict):
+            if inner is None:
+                yield from _strings(section)
+            elif isinstance(section, dict):
                 yield from _strings(section.get(inner))
 
 

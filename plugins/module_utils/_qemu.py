@@ -112,7 +112,7 @@ def build_argv(spec: VmSpec, binary: str, run_paths: RunPaths, ports: dict[str, 
     argv += ["-chardev", "socket,id=serial0,path=%s,server=on,wait=off,logfile=%s,logappend=on"
              % (esc(run_paths.console), esc(spec.serial_log or run_paths.serial_log)),
              "-serial", "chardev:serial0"]
-    argv += vnc.argv(spec, ports)
+    argv += vnc.argv(ctx, ports)
     if spec.monitor_tcp:
         hosts = ["127.0.0.1"] + (["::1"] if ipv6_loopback else [])
         for role, port in (("mon", ports["monitor_port"]), ("ctl", ports["control_port"])):

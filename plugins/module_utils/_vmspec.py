@@ -18,7 +18,16 @@ from dataclasses import dataclass, field
 from ansible_collections.qemu_init.qemu.plugins.module_utils import _addr
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CFG_FILE_HINT, DAMAGED_CFG_HINT, CfgError, CfgFile, numbered
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
-from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import agent, cdrom, cidata, disk, firmware as firmware_kind, nic as nic_kind, tpm, vnc as vnc_kind
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import (
+    agent,
+    cdrom,
+    cidata,
+    disk,
+    firmware as firmware_kind,
+    nic as nic_kind,
+    tpm,
+    vnc as vnc_kind,
+)
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.disk import DiskSpec, default_format as default_disk_format
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic_base import DEFAULT_NIC_MODEL, NicSpec
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic_hubport import HubSpec, build_hubs, hub_cfg_items
@@ -59,7 +68,7 @@ _RESERVED_ARGS = {
     "-qmp": "the QMP socket lives in run_dir",
     "-monitor": "use monitor_tcp",
     "-name": "the VM's name comes from name",
-    "-vnc": "use vnc and vnc_listen",
+    "-vnc": "use vnc, vnc_listen and vnc_password",
     "-serial": "use serial_log",
     "-kernel": "use kernel",
     "-initrd": "use initrd",
@@ -111,6 +120,7 @@ class VmSpec:
     netns: str | None = None
     vnc: bool = False
     vnc_listen: str = DEFAULT_VNC_LISTEN
+    vnc_password_id: str | None = None  # the password is in the state dir (_devices/vnc.py)
     monitor_tcp: bool = False
     autostart: bool = False
     serial_log: str | None = None
@@ -256,7 +266,7 @@ class _CfgNames:
         "name": "NAME", "os": "OS", "memory": "MEMORY", "cpus": "CPUS", "machine": "MACHINE", "accel": "ACCEL",
         "kernel": "KERNEL", "initrd": "INITRD", "append": "APPEND", "bridge": "BRIDGE_IFNAME", "netns": "NETNS",
         "vnc": "VNC", "vnc_listen": "VNC_LISTEN", "monitor_tcp": "MONITOR_TCP", "autostart": "AUTOSTART",
-        "serial_log": "SERIAL_LOG",
+        "serial_log": "SERIAL_LOG", "vnc_password_id": "VNC_PASSWORD_ID",
         "extra_args": "EXTRA_ARGS", "cidata": "CIDATA", "cidata_id": "CIDATA_ID",
     }
 
@@ -309,6 +319,7 @@ def from_cfg(cfg, source="<cfg>", check_files=False):
         netns=opt("NETNS"),
         vnc=_to_bool(opt("VNC"), names.top("vnc")),
         vnc_listen=opt("VNC_LISTEN") or DEFAULT_VNC_LISTEN,
+        vnc_password_id=opt("VNC_PASSWORD_ID"),
         monitor_tcp=_to_bool(opt("MONITOR_TCP"), names.top("monitor_tcp")),
         autostart=_to_bool(opt("AUTOSTART"), names.top("autostart")),
         serial_log=opt("SERIAL_LOG"),
