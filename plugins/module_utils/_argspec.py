@@ -59,6 +59,7 @@ def per_vm_argument_spec():
         netns=dict(type="str"),
         vnc=dict(type="bool", default=False),
         vnc_listen=dict(type="str", default="127.0.0.1"),
+        vnc_password=dict(type="str", no_log=True),  # to the state dir, never argv, cfg or results
         monitor_tcp=dict(type="bool", default=False),
         autostart=dict(type="bool", default=False),
         serial_log=dict(type="path"),
@@ -78,8 +79,9 @@ def per_vm_argument_spec():
     )
 
 
-# The per-VM options whose values are secrets (passwords, keys and tokens in cloud-init data).
-SECRET_OPTIONS = (("cloud_init", "user_data"), ("cloud_init", "vendor_data"))
+# The per-VM options whose values are secrets (passwords, keys and tokens in cloud-init data, the VNC password);
+# (outer, None) is a top-level option.
+SECRET_OPTIONS = (("cloud_init", "user_data"), ("cloud_init", "vendor_data"), ("vnc_password", None))
 REDACTED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"  # what Ansible shows for a no_log option
 
 
@@ -89,7 +91,10 @@ def _redact_vm(options):
     options = dict(options)
     for outer, inner in SECRET_OPTIONS:
         section = options.get(outer)
-        if isinstance(section, dict) and section.get(inner) is not None:
+        if inner is None:
+            if section is not None:
+                options[outer] = REDACTED
+        elif isinstance(section, dict) and section.get(inner) is not None:
             options[outer] = dict(options[outer], **{inner: REDACTED})
     return options
 

@@ -24,7 +24,7 @@ import time
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._artifacts import remove_state
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
-from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import firmware, tpm
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import firmware, tpm, vnc
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.context import DeviceContext
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic import backend_of
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic_user import UserNic
@@ -283,7 +283,7 @@ class VmManager(VmInventory):
         os.makedirs(self.run_dir, mode=0o755, exist_ok=True)
         os.makedirs(run.dir, mode=0o700, exist_ok=True)
         os.chmod(run.dir, 0o700)
-        for stale in (run.pidfile, run.qmp, run.observe, run.console, run.qga, run.launch_record):
+        for stale in (run.pidfile, run.qmp, run.observe, run.console, run.qga, run.vnc, run.launch_record):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(stale)
         # Keep the previous boot's console as .1 so markers read after a start are from this boot.
@@ -297,6 +297,7 @@ class VmManager(VmInventory):
         self._remember_links(record, made_taps)
         # What the devices need on the host first: the UEFI variables copied, the TPM emulator up.
         ctx = DeviceContext(record.spec, run, record.state, record.short_name, self.module)
+        vnc.prepare(ctx)  # the password file the cfg asks for, checked before anything is started
         firmware.prepare(ctx)
         tpm.prepare(ctx)
         try:
@@ -321,7 +322,7 @@ class VmManager(VmInventory):
                     os.unlink(leftover)
             raise QemuInitError("starting VM %s failed (qemu exit status %d): %s" % (record.name, rc, (err or out).strip()),
                                 rc=rc, stderr=err, stdout=out, cmd=cmd)
-        for socket_path in (run.qmp, run.observe, run.console, run.qga):
+        for socket_path in (run.qmp, run.observe, run.console, run.qga, run.vnc):
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(socket_path, 0o600)
         digest = hashlib.sha256((record.cfg_text or "").encode("utf-8")).hexdigest()

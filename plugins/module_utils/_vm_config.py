@@ -12,6 +12,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._artifacts import H
 from ansible_collections.qemu_init.qemu.plugins.module_utils._autostart import DEFAULT_SYSTEMD_DIR, AutostartLink
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError, CfgFile
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import DEFAULT_STATE_DIR, ParameterError, QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import vnc as vnc_kind
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths, StatePaths, cfg_path, vms_dir
 from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import ListeningPorts
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
@@ -29,7 +30,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import desc
 
 SPEC_PARAMS = (
     "name", "os", "memory", "cpus", "machine", "accel", "disks", "cdroms", "kernel", "initrd", "append", "nics",
-    "hubs", "bridge", "netns", "vnc", "vnc_listen", "monitor_tcp", "autostart", "serial_log", "extra_args",
+    "hubs", "bridge", "netns", "vnc", "vnc_listen", "vnc_password", "monitor_tcp", "autostart", "serial_log", "extra_args",
     "firmware", "secure_boot", "tpm", "guest_agent", "cloud_init",
 )
 
@@ -391,7 +392,7 @@ class VmConfig:
                                   listening=(listening.get(spec.netns) | frozenset(own)) if entry_now is None else ())
         ports = ports_info(reg.base, entry.slot)
         for port, label in ((ports["monitor_port"], "monitor_tcp"), (ports["control_port"], "monitor_tcp"), (ports["vnc_port"], "vnc")):
-            if port in own and getattr(spec, label):
+            if port in own and (vnc_kind.listens_tcp(spec) if label == "vnc" else getattr(spec, label)):
                 # QEMU would fail to bind one of the two at launch: refused now, naming the NIC.
                 raise ParameterError(own[port], "port %d is also the %s port of VM %s (slot %d), which %s=true listens on"
                                      % (port, "VNC" if label == "vnc" else "monitor/control", spec.name, entry.slot, label))
@@ -404,6 +405,7 @@ class VmConfig:
         result["autostart"] = spec.autostart
         if spec.cidata:
             result["cloud_init"] = dict(seed=spec.cidata, instance_id=spec.cidata_id)
+        result["vnc_socket"] = vnc_kind.socket_path(spec, RunPaths(self.run_dir, spec.name))
         result["state_dir"] = StatePaths(self.state_dir, spec.name).dir
         return _Change(spec.name, path, before, after, entry_now, entry, result, ports, link, spec.autostart,
                        self._artifacts.get(spec.name, ()))
@@ -433,7 +435,7 @@ class VmConfig:
         done = []
         try:
             for change in changes:
-                if change.file_changed or change.link_changed:
+                if change.file_changed or change.link_changed or change.artifacts:
                     change.apply()
                     done.append(change)
             if any(c.entry != c.entry_now for c in changes):

@@ -316,9 +316,27 @@ options:
     type: bool
     default: false
   vnc_listen:
-    description: Address the VNC display listens on.
+    description:
+      - Address the VNC display listens on (TCP port 5900 + slot), or V(unix).
+      - V(unix) puts the display on the unix socket C(<run_dir>/<name>/vnc.sock) (mode 0600, in the 0700 run dir)
+        and on no TCP port at all; RV(vnc_socket) names it. Only root on the host can connect; reach it from
+        elsewhere through SSH (for example C(ssh -L 5901:/run/qemu-init/web1/vnc.sock root@host)).
+      - One option says where the display is, so no pair of options can contradict each other.
     type: str
     default: 127.0.0.1
+  vnc_password:
+    description:
+      - A password the VNC display asks for (RFB "VNC authentication"); O(vnc=true) is required.
+      - At most 8 printable ASCII characters (VNC authentication keys DES with the password; QEMU would ignore
+        the rest). This protects little against anyone who can watch the connection; see the collection's
+        docs/security.md and prefer O(vnc_listen=unix) or an SSH tunnel.
+      - Written to C(<state_dir>/<name>/vnc-password) (mode 0600, directory 0700), only when it changes, and read
+        by QEMU through a C(secret) object; it never appears in QEMU's command line, the cfg file, results, diffs
+        or logs (C(no_log)). The cfg gets C(VNC_PASSWORD_ID), a random id drawn anew whenever the file changes, so
+        a new password makes a running VM report RV(restart_required).
+      - Left out, the display has no password and a password file left from before is removed.
+    type: str
+    version_added: 0.1.0
   monitor_tcp:
     description:
       - Open qemu-init's TCP human monitor on the monitor port and the control port, on 127.0.0.1 and ::1 only.
@@ -518,6 +536,12 @@ vnc_port:
   returned: when O(state=present)
   type: int
   sample: 5900
+vnc_socket:
+  description: The VNC display's unix socket with O(vnc_listen=unix) (the display then has no TCP port), else V(null).
+  returned: when O(state=present)
+  type: str
+  sample: /run/qemu-init/web1/vnc.sock
+  version_added: 0.1.0
 macs:
   description: MAC of each NIC, in order.
   returned: when O(state=present)

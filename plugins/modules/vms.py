@@ -190,6 +190,11 @@ vms:
       description: The VM's VNC display (its slot).
       type: int
       sample: 0
+    vnc_socket:
+      description: The VNC display's unix socket with C(vnc_listen=unix), else V(null).
+      type: str
+      sample: /run/qemu-init/web1/vnc.sock
+      version_added: 0.1.0
     nics:
       description: Each NIC as M(qemu_init.qemu.vm_config) reports it (C(mac), C(backend), C(tap), ...).
       type: list
