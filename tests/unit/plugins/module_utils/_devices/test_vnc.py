@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils._argspec import item_secrets
+from ansible_collections.qemu_init.qemu.plugins.module_utils._argspec import redacted
 from ansible_collections.qemu_init.qemu.plugins.module_utils._artifacts import remove_state
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CfgFile
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
@@ -141,8 +141,11 @@ def test_launch_needs_the_password_file(tmp_path):
     vnc.prepare(DeviceContext(spec_of(vnc=True), RUN, state, "web1"))  # no password: nothing to check
 
 
-def test_secrets_of_vms_items_include_the_password():
-    assert SECRET in set(item_secrets([dict(name="a", vnc_password=SECRET), dict(name="b")]))
+def test_the_password_of_vms_items_is_redacted_in_the_invocation():
+    params = redacted(dict(vms=[dict(name="a", vnc_password=SECRET), dict(name="b")], vnc_password=SECRET))
+    assert SECRET not in repr(params)
+    assert params["vms"][0]["vnc_password"] == params["vnc_password"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    assert params["vms"][1].get("vnc_password") is None
 
 
 def test_absent_removes_the_password_file_without_remove_disks(tmp_path):
