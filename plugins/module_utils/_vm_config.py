@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 
+from ansible_collections.qemu_init.qemu.plugins.module_utils._argspec import odd_dict_option
 from ansible_collections.qemu_init.qemu.plugins.module_utils._artifacts import HostSide, check_no_shared_writable_disks
 from ansible_collections.qemu_init.qemu.plugins.module_utils._autostart import DEFAULT_SYSTEMD_DIR, AutostartLink
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError, CfgFile
@@ -58,6 +59,9 @@ def validate_items(raw_items, per_vm_spec, param="vms"):
     for i, raw in enumerate(raw_items):
         if not isinstance(raw, dict):
             raise ParameterError("%s[%d]" % (param, i), "must be a dict of per-VM options, got %s" % type(raw).__name__)
+        odd = odd_dict_option(per_vm_spec, raw)
+        if odd is not None:
+            raise ParameterError("%s[%d].%s" % (param, i, odd[0]), odd[1])
         checked = ArgumentSpecValidator(per_vm_spec).validate(raw)
         if checked.error_messages:
             raise ParameterError("%s[%d]" % (param, i), "; ".join(
