@@ -13,6 +13,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._artifacts import H
 from ansible_collections.qemu_init.qemu.plugins.module_utils._autostart import DEFAULT_SYSTEMD_DIR, AutostartLink
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError, CfgFile
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import DEFAULT_STATE_DIR, ParameterError, QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import firmware, tpm
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths, StatePaths, cfg_path, vms_dir
 from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import ListeningPorts
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
@@ -273,6 +274,7 @@ class VmConfig:
                 if params["state"] == "present":
                     spec = self._spec(params, params["name"])
                     if self._cfg_would_change(spec):
+                        self._check_host(spec)
                         self._check_nic_models(spec)
             prepared.append((prefix, params, spec))
         return prepared
@@ -305,6 +307,12 @@ class VmConfig:
             return True  # a damaged file is reported when it is planned
         self._rendered[path] = (spec, before, after)
         return after != before
+
+    def _check_host(self, spec):
+        """What the VM needs of this host besides QEMU: OVMF for uefi, swtpm for tpm. Checked when its cfg would
+        change, before anything is written (at launch it would fail only after vm_config reported success)."""
+        firmware.check_host(spec)
+        tpm.check_host(self.module, spec)
 
     def _check_nic_models(self, spec):
         self._models_checked.add(spec.name)
