@@ -309,10 +309,12 @@ class VmConfig:
         return after != before
 
     def _check_host(self, spec):
-        """What the VM needs of this host besides QEMU: OVMF for uefi, swtpm for tpm. Checked when its cfg would
-        change, before anything is written (at launch it would fail only after vm_config reported success)."""
+        """What the VM needs of this host besides QEMU: OVMF for uefi, swtpm for tpm, disks QEMU can open (no backing
+        chain that loops). Checked when its cfg would change, before anything is written (at launch it would fail
+        only after vm_config reported success)."""
         firmware.check_host(spec)
         tpm.check_host(self.module, spec)
+        self.host_side.check_chains(spec)
 
     def _check_nic_models(self, spec):
         self._models_checked.add(spec.name)
