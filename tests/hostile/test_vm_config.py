@@ -82,6 +82,7 @@ nics = st.lists(
                           optional=nic_fields),
     min_size=1, max_size=3)
 
+
 def _qemu_img(*args):
     subprocess.run(["qemu-img"] + list(args), check=True, capture_output=True)
 
@@ -91,7 +92,10 @@ def _disks_template():
     if os.path.isdir(DISKS_TEMPLATE):
         return
     os.makedirs(DISKS_TEMPLATE + ".tmp", exist_ok=True)
-    at = lambda n: os.path.join(DISKS_TEMPLATE + ".tmp", n)  # noqa: E731
+
+    def at(name):
+        return os.path.join(DISKS_TEMPLATE + ".tmp", name)
+
     _qemu_img("create", "-f", "qcow2", at("base.qcow2"), "1M")
     _qemu_img("create", "-f", "qcow2", "-b", os.path.join(DISKS, "base.qcow2"), "-F", "qcow2", "-u", at("disk.qcow2"), "1M")
     _qemu_img("create", "-f", "raw", at("raw.img"), "1M")
@@ -331,7 +335,7 @@ def _item_and_names(key, value):
     return item, {key: value}
 
 
-@settings(max_examples=harness.examples(420))
+@settings(max_examples=harness.examples(330))
 @given(mutation=mutations, batch=st.booleans())
 def test_vm_config_hostile(mutation, batch):
     key, value = mutation
