@@ -107,6 +107,34 @@ def redacted(params):
     return params
 
 
+def odd_dict_option(argument_spec, params):
+    """(option, problem) for the first option of type dict with suboptions whose value is neither null, a dict nor a
+    string that reads as one (JSON or key=value); else None.
+
+    ansible-core 2.19 has no clean error for these: an int or a list of ints there raises TypeError inside its own
+    validation (a traceback before the module runs), and a string that is not a dict fails with "dictionary
+    requested, could not parse JSON or key=value", which names no option. Checked before ansible-core's validation.
+    """
+    from ansible.module_utils.common.validation import check_type_dict
+
+    for option, spec in argument_spec.items():
+        if spec.get("type") != "dict" or not spec.get("options") or not isinstance(params, dict):
+            continue
+        value = params.get(option)
+        if value is None or isinstance(value, dict):
+            continue
+        if isinstance(value, str):
+            try:
+                check_type_dict(value)
+                continue
+            except (TypeError, ValueError):
+                what = "a string that is neither JSON nor key=value pairs"
+        else:
+            what = type(value).__name__
+        return option, "must be a dict with the keys %s, not %s" % (", ".join(spec["options"]), what)
+    return None
+
+
 def secret_aware_module(argument_spec, **kwargs):
     """An AnsibleModule that keeps the cloud-init data out of what it logs and returns.
 
@@ -119,6 +147,15 @@ def secret_aware_module(argument_spec, **kwargs):
     from ansible.module_utils.basic import AnsibleModule
 
     class _Module(AnsibleModule):
+        refused = None
+
+        def _load_params(self):
+            super()._load_params()
+            # Taken out before ansible-core validates (see odd_dict_option) and refused once it has.
+            self.refused = odd_dict_option(argument_spec, self.params)
+            if self.refused is not None:
+                del self.params[self.refused[0]]
+
         def _log_invocation(self):
             params = self.params
             self.params = redacted(params)
@@ -131,4 +168,7 @@ def secret_aware_module(argument_spec, **kwargs):
             kwargs.setdefault("invocation", {"module_args": redacted(self.params)})
             super()._return_formatted(kwargs)
 
-    return _Module(argument_spec=argument_spec, **kwargs)
+    module = _Module(argument_spec=argument_spec, **kwargs)
+    if module.refused is not None:
+        module.fail_json(msg="%s: %s" % module.refused)
+    return module

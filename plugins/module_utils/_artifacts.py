@@ -152,6 +152,10 @@ def remember_made_disk(state, path):
     atomic_write(state.made, json.dumps(dict(disks=disks)) + "\n", mode=0o600)
 
 
+# Formats whose images can have a backing file. Not luks: reading its header needs its secret.
+CHAIN_FORMATS = ("qcow2", "qed", "vmdk")
+
+
 class HostSide:
     """Turns a VM's disks and cloud_init parameters into what its spec needs (absolute files, formats, the seed's
     path and instance-id) and into the Artifacts that make them. One per module run: qemu-img is looked up once."""
@@ -247,6 +251,21 @@ class HostSide:
         _disk_plan.raise_for_errors(plans)
         values["disks"] = disks
         return artifacts
+
+    def check_chains(self, spec):
+        """ParameterError for an existing disk given with a format that can have a backing file (CHAIN_FORMATS) when
+        qemu-img cannot read it as that: a backing chain that loops, a backing file that is gone, a file that is not
+        that format. QEMU would refuse it only at launch. vm_config asks this when the cfg would change; disks made or
+        grown here were read by their plan already, disks whose format was left out when it was read. Skipped on a
+        host without qemu-img (as the NIC models are without QEMU)."""
+        for i, disk in enumerate(spec.disks):
+            if disk.base_image or disk.size or disk.format not in CHAIN_FORMATS or not os.path.exists(disk.file):
+                continue
+            if self._img is None and not self.module.get_bin_path("qemu-img"):
+                return
+            state = _disk_plan.read_state(self.img(), disk.file, disk.format)
+            if state.problem:
+                raise ParameterError("disks[%d].file" % i, "%s: %s" % (disk.file, state.problem))
 
     def _read_format(self, path, param):
         found = _disk_plan.read_state(self.img(), path)

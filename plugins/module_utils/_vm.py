@@ -756,6 +756,9 @@ def _wait_exit(waiters, timeout, rung=None):
 
 # --- readiness -------------------------------------------------------------------------------
 WAIT_FOR = ("none", "agent", "ssh", "serial")
+# The longest wait_timeout (68 years): far beyond any wait, and a number every timeout below can carry (Python's
+# thread join and lock waits overflow from about 9.2e9 s; a huge int cannot even become a float).
+MAX_WAIT_TIMEOUT = 2 ** 31 - 1
 SSH_PORT = 22
 
 
@@ -767,6 +770,13 @@ def ssh_forward(spec):
         for forward in UserNic.forwards(nic):
             if forward.proto == "tcp" and forward.guest_port == SSH_PORT:
                 return forward.host_addr or "127.0.0.1", forward.host_port
+    return None
+
+
+def wait_timeout_problem(timeout):
+    """Why wait_timeout cannot be used (None when it can): the vm and vms modules refuse it before anything starts."""
+    if not 0 <= timeout <= MAX_WAIT_TIMEOUT:
+        return "wait_timeout: must be 0 to %d seconds, not %d" % (MAX_WAIT_TIMEOUT, timeout)
     return None
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import contextlib
 import os
 
+from ansible_collections.qemu_init.qemu.plugins.module_utils._argspec import odd_dict_option
 from ansible_collections.qemu_init.qemu.plugins.module_utils._artifacts import HostSide, check_no_shared_writable_disks
 from ansible_collections.qemu_init.qemu.plugins.module_utils._autostart import DEFAULT_SYSTEMD_DIR, AutostartLink
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError, CfgFile
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import DEFAULT_STATE_DIR, ParameterError, QemuInitError
-from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import vnc as vnc_kind
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import firmware, tpm, vnc as vnc_kind
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths, StatePaths, cfg_path, vms_dir
 from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import ListeningPorts
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
@@ -59,6 +60,9 @@ def validate_items(raw_items, per_vm_spec, param="vms"):
     for i, raw in enumerate(raw_items):
         if not isinstance(raw, dict):
             raise ParameterError("%s[%d]" % (param, i), "must be a dict of per-VM options, got %s" % type(raw).__name__)
+        odd = odd_dict_option(per_vm_spec, raw)
+        if odd is not None:
+            raise ParameterError("%s[%d].%s" % (param, i, odd[0]), odd[1])
         checked = ArgumentSpecValidator(per_vm_spec).validate(raw)
         if checked.error_messages:
             raise ParameterError("%s[%d]" % (param, i), "; ".join(
@@ -270,6 +274,7 @@ class VmConfig:
                 if params["state"] == "present":
                     spec = self._spec(params, params["name"])
                     if self._cfg_would_change(spec):
+                        self._check_host(spec)
                         self._check_nic_models(spec)
             prepared.append((prefix, params, spec))
         return prepared
@@ -302,6 +307,14 @@ class VmConfig:
             return True  # a damaged file is reported when it is planned
         self._rendered[path] = (spec, before, after)
         return after != before
+
+    def _check_host(self, spec):
+        """What the VM needs of this host besides QEMU: OVMF for uefi, swtpm for tpm, disks QEMU can open (no backing
+        chain that loops). Checked when its cfg would change, before anything is written (at launch it would fail
+        only after vm_config reported success)."""
+        firmware.check_host(spec)
+        tpm.check_host(self.module, spec)
+        self.host_side.check_chains(spec)
 
     def _check_nic_models(self, spec):
         self._models_checked.add(spec.name)

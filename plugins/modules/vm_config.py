@@ -148,6 +148,8 @@ options:
         C(/usr/share/qemu/firmware), as libvirt finds it; package C(ovmf) or C(edk2-ovmf)).
       - With V(uefi) the VM's UEFI variables are copied once from the firmware's template to
         C(<state_dir>/<name>/efi-vars.fd) and kept across restarts.
+      - A host with no such firmware (none for secure boot, with O(secure_boot)) is refused when the cfg would
+        change, before anything is written.
     type: str
     choices: [bios, uefi]
     default: bios
@@ -162,6 +164,7 @@ options:
     description:
       - A TPM 2.0 emulated by C(swtpm) (a host package), its state in C(<state_dir>/<name>/tpm/); started before
         QEMU and ended with it.
+      - A host without C(swtpm) is refused when the cfg would change, before anything is written.
     type: bool
     default: false
     version_added: 0.1.0
