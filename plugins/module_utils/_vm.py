@@ -27,7 +27,6 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._common import Para
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import firmware, tpm, vnc
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.context import DeviceContext
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic import backend_of
-from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic_user import UserNic
 from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import VmInventory, VmRecord
 from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand, plan_bridge, plan_tap
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import cfg_path
@@ -763,13 +762,11 @@ SSH_PORT = 22
 
 
 def ssh_forward(spec):
-    """(host, port) of a user NIC's host forward to the guest's SSH port, or None."""
+    """(host, port) where a NIC forwards to the guest's SSH port (a user NIC's hostfwd), or None."""
     for nic in spec.nics:
-        if nic.backend != "user":
-            continue
-        for forward in UserNic.forwards(nic):
-            if forward.proto == "tcp" and forward.guest_port == SSH_PORT:
-                return forward.host_addr or "127.0.0.1", forward.host_port
+        forward = backend_of(nic).host_forward(nic, SSH_PORT)
+        if forward:
+            return forward
     return None
 
 
