@@ -126,6 +126,23 @@ EXAMPLES = r"""
 - name: Show what happened to each VM
   ansible.builtin.debug:
     msg: "{{ fleet.vms | map(attribute='name') | zip(fleet.vms | map(attribute='running')) | list }}"
+
+- name: Two Debian VMs from one cloud image, each with its own overlay, up (SSH answering) when the task returns
+  qemu_init.qemu.vms:
+    wait_for: ssh
+    vms:
+      - name: deb1
+        firmware: uefi
+        guest_agent: true
+        disks: [{file: root.qcow2, base_image: /srv/images/debian-12-genericcloud-amd64.qcow2, size: 20G, interface: virtio}]
+        nics: [{model: virtio-net-pci, backend: user, hostfwd: ["tcp:127.0.0.1:2222-:22"]}]
+        cloud_init: {user_data: {ssh_authorized_keys: ["{{ my_public_key }}"]}}
+      - name: deb2
+        firmware: uefi
+        guest_agent: true
+        disks: [{file: root.qcow2, base_image: /srv/images/debian-12-genericcloud-amd64.qcow2, size: 20G, interface: virtio}]
+        nics: [{model: virtio-net-pci, backend: user, hostfwd: ["tcp:127.0.0.1:2223-:22"]}]
+        cloud_init: {user_data: {ssh_authorized_keys: ["{{ my_public_key }}"]}}
 """
 
 RETURN = r"""
@@ -215,8 +232,9 @@ vms:
       sample: 4242
     stop_method:
       description:
-        - How the VM was stopped (V(acpi), V(quit), V(sigterm), V(sigkill)); V(none) for a VM to stop or remove that
-          was not running; null when no stop was asked for, or in check mode.
+        - How the VM was stopped (V(acpi), V(agent), V(quit), V(sigterm), V(sigkill), V(external), V(joined); see
+          M(qemu_init.qemu.vm)); V(none) for a VM to stop or remove that was not running; null when no stop was
+          asked for, or in check mode.
       type: str
       sample: acpi
     stop_seconds:
@@ -231,6 +249,27 @@ vms:
       description: The VM runs with other QEMU arguments than its cfg gives now, and was not restarted.
       type: bool
       sample: false
+    ready:
+      description: With O(wait_for), whether the guest was seen ready.
+      type: bool
+      returned: when O(wait_for) is not V(none) and the VM runs
+      sample: true
+    ready_seconds:
+      description: Seconds from the VM's launch (or the start of the wait, for a VM already running) until it was ready.
+      type: float
+      returned: when O(wait_for) is not V(none) and the VM runs
+      sample: 44.2
+    addresses:
+      description: The guest's addresses as its agent reported them while waiting (no loopback, no link-local); empty otherwise.
+      type: list
+      elements: str
+      returned: when O(wait_for) is not V(none) and the VM runs
+      sample: [10.0.2.15]
+    ssh:
+      description: With O(wait_for=ssh), where the SSH server answered.
+      type: dict
+      returned: when O(wait_for=ssh) and the VM runs
+      sample: {host: 127.0.0.1, port: 22220}
 """
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._argspec import per_vm_argument_spec, secret_aware_module
