@@ -222,7 +222,7 @@ def qemu_opts(value):
 
 
 OPTION_KEYS = {
-    "-drive": {"file", "format", "if", "media", "snapshot", "readonly", "cache", "discard", "unit"},
+    "-drive": {"file", "format", "if", "media", "snapshot", "readonly", "cache", "discard", "unit", "id"},
     "-netdev": {"id", "ifname", "script", "downscript", "listen", "connect", "mcast", "localaddr", "hubid", "netdev",
                 "hostfwd", "restrict", "server", "addr.type", "addr.host", "addr.port", "addr.path", "local.type", "local.host",
                 "local.port", "local.path", "remote.type", "remote.host", "remote.port", "remote.path"},
