@@ -433,7 +433,8 @@ class VmConfig:
         done = []
         try:
             for change in changes:
-                if change.file_changed or change.link_changed:
+                # A seed or overlay that went missing under an unchanged cfg is made again: the cfg names it.
+                if change.file_changed or change.link_changed or change.artifacts:
                     change.apply()
                     done.append(change)
             if any(c.entry != c.entry_now for c in changes):
