@@ -102,5 +102,5 @@ def _check_vars(name, path, chosen):
     if size != want:
         raise QemuInitError("VM %s: the UEFI variables file %s is damaged: %d bytes, the firmware's template %s has %d; "
                             "it is left as it is. Move it aside and start the VM again for a fresh copy of the template "
-                            "(boot entries the guest wrote are lost): see docs/real-os.md (recovery)"
+                            "(boot entries the guest wrote are lost): see docs/faults.md"
                             % (name, path, size, chosen.vars_template, want))
