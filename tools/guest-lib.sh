@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# What the guest builders (tools/build-guest.sh, tools/build-ssh-guest.sh) share. Sourced, never run.
+# What the guest builders (build-guest.sh, build-nspawn-root.sh, build-debian-image.sh) share. Sourced, never run.
 # The sourcing script sets GUEST_TOOL (its name, for messages) and OUTDIR (its output directory) first.
 
 log() { printf '%s: %s\n' "$GUEST_TOOL" "$*" >&2; }
@@ -48,7 +48,7 @@ manifest_get() {
 }
 
 # The first Debian archive (not -security) in the host's apt sources, one-line or deb822
-# format; empty when there is none. (The image, nspawn root and SSH guest builders.)
+# format; empty when there is none. (The image and nspawn root builders.)
 apt_debian_mirror() {
     local -a files=()
     local f

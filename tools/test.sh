@@ -9,7 +9,8 @@
 #
 # Environment: QI_VENV, QI_BUILD_DIR, QI_STEP_TIMEOUT (seconds per step, default 3600, 0: none),
 # and extra arguments per step (word-split):
-#   QI_SANITY_ARGS, QI_UNITS_ARGS, QI_HOSTILE_ARGS, QI_INTEGRATION_ARGS (e.g. a target name), QI_LINT_ARGS
+#   QI_SANITY_ARGS, QI_UNITS_ARGS, QI_HOSTILE_ARGS, QI_INTEGRATION_ARGS (e.g. a target name), QI_LINT_ARGS,
+#   QI_MOLECULE_ARGS (scenario names)
 # Skipped tests (units, hostile) are counted in the step's note; one that tests/expected-skips.txt
 # does not list fails the step when CI=true or QI_STRICT_SKIPS=1 (QI_STRICT_SKIPS=0: never).
 set -euo pipefail
@@ -280,11 +281,18 @@ docutils.core.publish_doctree(open(sys.argv[1]).read(), source_path=sys.argv[1],
     )
 }
 
-# run_molecule [SCENARIO...]: `molecule test` each scenario of extensions/molecule/
-# (default: all of them). Runs every scenario, fails if any failed.
+# run_molecule [SCENARIO...]: `molecule test` each scenario of extensions/molecule/ (default: the scenarios
+# QI_MOLECULE_ARGS names, else all of them). Runs every scenario, fails if any failed.
+# The collection comes from its artifact, as users get it: built (ansible-galaxy collection build) and installed
+# into a collections path of its own, the only one on ANSIBLE_COLLECTIONS_PATH; guest_ssh (prerun: false) sees
+# nothing else, so the playbooks qemu_init.qemu.molecule_create/destroy are proved from the installed files.
+# guest_ssh boots the project's Debian image: tools/build-debian-image.sh runs first (cached by content).
 run_molecule() {
     local -a scenarios=("$@") failed=()
-    local file scenario
+    local file scenario tmp tarball
+    if [[ ${#scenarios[@]} -eq 0 ]]; then
+        split_args QI_MOLECULE_ARGS scenarios
+    fi
     if [[ ${#scenarios[@]} -eq 0 ]]; then
         for file in extensions/molecule/*/molecule.yml; do
             [[ -f "$file" ]] || continue
@@ -296,6 +304,25 @@ run_molecule() {
         qi_skip "no molecule scenarios (extensions/molecule/*/molecule.yml)"
         return 0
     fi
+    for scenario in "${scenarios[@]}"; do
+        [[ -f "extensions/molecule/$scenario/molecule.yml" ]] || qi_die "no molecule scenario $scenario"
+    done
+    if [[ " ${scenarios[*]} " == *" guest_ssh "* ]]; then
+        run bash "$QI_REPO/tools/build-debian-image.sh" || {
+            qi_note "the Debian image did not build (tools/build-debian-image.sh)"
+            return 1
+        }
+    fi
+    tmp="$(mktemp -d "${TMPDIR:-/tmp}/qi-molecule-coll.XXXXXX")"
+    # shellcheck disable=SC2064  # expand now: the step runs in its own subshell
+    trap "rm -rf -- '$tmp'" EXIT
+    run ansible-galaxy collection build --output-path "$tmp/dist" . >/dev/null
+    tarball="$(compgen -G "$tmp/dist/qemu_init-qemu-*.tar.gz" | head -n 1)"
+    [[ -n "$tarball" ]] || qi_die "no tarball in $tmp/dist"
+    ANSIBLE_COLLECTIONS_PATH="$tmp/installed" run ansible-galaxy collection install --offline -p "$tmp/installed" \
+        "$tarball" >/dev/null
+    export ANSIBLE_COLLECTIONS_PATH="$tmp/installed"
+    qi_log "molecule: the collection from $(basename "$tarball"), installed in $ANSIBLE_COLLECTIONS_PATH"
     for scenario in "${scenarios[@]}"; do
         local start
         start="$(qi_now)"

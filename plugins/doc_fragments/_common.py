@@ -48,7 +48,9 @@ options:
     default: none
     version_added: 0.1.0
   wait_timeout:
-    description: Seconds to wait for every guest to be ready (O(wait_for)).
+    description:
+      - Seconds to wait for every guest to be ready (O(wait_for)), from V(0) to V(2147483647); a value outside is
+        refused before anything is started.
     type: int
     default: 300
     version_added: 0.1.0

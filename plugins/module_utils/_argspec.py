@@ -59,6 +59,7 @@ def per_vm_argument_spec():
         netns=dict(type="str"),
         vnc=dict(type="bool", default=False),
         vnc_listen=dict(type="str", default="127.0.0.1"),
+        vnc_password=dict(type="str", no_log=True),  # to the state dir, never argv, cfg or results
         monitor_tcp=dict(type="bool", default=False),
         autostart=dict(type="bool", default=False),
         serial_log=dict(type="path"),
@@ -68,59 +69,106 @@ def per_vm_argument_spec():
         tpm=dict(type="bool", default=False),
         guest_agent=dict(type="bool", default=False),
         cloud_init=dict(type="dict", options=dict(
-            # Passwords, keys and tokens live here: kept out of the invocation Ansible logs and returns.
-            user_data=dict(type="raw", no_log=True),
+            # Passwords, keys and tokens live in user_data and vendor_data: secret_aware_module keeps them out of the
+            # invocation Ansible logs and returns (no_log here would mask every word of them in every result).
+            user_data=dict(type="raw"),
             meta_data=dict(type="raw"),
             network_config=dict(type="raw"),
-            vendor_data=dict(type="raw", no_log=True),
+            vendor_data=dict(type="raw"),
         )),
     )
 
 
-# The per-VM options whose values are secrets (passwords, keys and tokens in cloud-init data): no_log above.
-SECRET_OPTIONS = (("cloud_init", "user_data"), ("cloud_init", "vendor_data"))
+# The per-VM options whose values are secrets (passwords, keys and tokens in cloud-init data, the VNC password);
+# (outer, None) is a top-level option.
+SECRET_OPTIONS = (("cloud_init", "user_data"), ("cloud_init", "vendor_data"), ("vnc_password", None))
+REDACTED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"  # what Ansible shows for a no_log option
 
 
-def _strings(value):
-    if isinstance(value, str):
-        if value:
-            yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(key)
-            yield from _strings(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _strings(item)
-    elif value is not None and not isinstance(value, bool):
-        yield str(value)
+def _redact_vm(options):
+    if not isinstance(options, dict):
+        return options
+    options = dict(options)
+    for outer, inner in SECRET_OPTIONS:
+        section = options.get(outer)
+        if inner is None:
+            if section is not None:
+                options[outer] = REDACTED
+        elif isinstance(section, dict) and section.get(inner) is not None:
+            options[outer] = dict(options[outer], **{inner: REDACTED})
+    return options
 
 
-def item_secrets(items):
-    """Every string inside the secret options of a list of per-VM option dicts (the `vms` parameter)."""
-    for item in items if isinstance(items, list) else ():
-        if not isinstance(item, dict):
+def redacted(params):
+    """The module's parameters with every secret option (top level, and in each `vms` item) replaced by REDACTED."""
+    params = _redact_vm(params)
+    if isinstance(params.get("vms"), list):
+        params["vms"] = [_redact_vm(item) for item in params["vms"]]
+    return params
+
+
+def odd_dict_option(argument_spec, params):
+    """(option, problem) for the first option of type dict with suboptions whose value is neither null, a dict nor a
+    string that reads as one (JSON or key=value); else None.
+
+    ansible-core 2.19 has no clean error for these: an int or a list of ints there raises TypeError inside its own
+    validation (a traceback before the module runs), and a string that is not a dict fails with "dictionary
+    requested, could not parse JSON or key=value", which names no option. Checked before ansible-core's validation.
+    """
+    from ansible.module_utils.common.validation import check_type_dict
+
+    for option, spec in argument_spec.items():
+        if spec.get("type") != "dict" or not spec.get("options") or not isinstance(params, dict):
             continue
-        for outer, inner in SECRET_OPTIONS:
-            section = item.get(outer)
-            if isinstance(section, dict):
-                yield from _strings(section.get(inner))
+        value = params.get(option)
+        if value is None or isinstance(value, dict):
+            continue
+        if isinstance(value, str):
+            try:
+                check_type_dict(value)
+                continue
+            except (TypeError, ValueError):
+                what = "a string that is neither JSON nor key=value pairs"
+        else:
+            what = type(value).__name__
+        return option, "must be a dict with the keys %s, not %s" % (", ".join(spec["options"]), what)
+    return None
 
 
 def secret_aware_module(argument_spec, **kwargs):
-    """An AnsibleModule whose `vms` items' secrets are no_log like the top-level options' (no_log=True above).
+    """An AnsibleModule that keeps the cloud-init data out of what it logs and returns.
 
-    `vms` items are validated by the module itself (errors name the item), so Ansible never sees their no_log
-    options: their secret values are added to no_log_values before the invocation is logged to the host's journal,
-    and so are masked there, in the invocation returned and in every result, as a top-level no_log option is.
+    Marking the options no_log would make Ansible mask every leaf value of the data, as a substring of every
+    string of every result: a user named `debian` in user_data masks a VM named `debian`, and every path with
+    `debian` in it. So the options are not no_log; instead exactly these values are replaced, in the invocation
+    logged to the host's journal and in the one returned with the result (the only places Ansible puts the
+    parameters; the collection's own results and diffs never contain the data, only its digests).
     """
     from ansible.module_utils.basic import AnsibleModule
 
     class _Module(AnsibleModule):
+        refused = None
+
+        def _load_params(self):
+            super()._load_params()
+            # Taken out before ansible-core validates (see odd_dict_option) and refused once it has.
+            self.refused = odd_dict_option(argument_spec, self.params)
+            if self.refused is not None:
+                del self.params[self.refused[0]]
+
         def _log_invocation(self):
-            self.no_log_values.update(item_secrets(self.params.get("vms")))
-            super()._log_invocation()
+            params = self.params
+            self.params = redacted(params)
+            try:
+                super()._log_invocation()
+            finally:
+                self.params = params
+
+        def _return_formatted(self, kwargs):
+            kwargs.setdefault("invocation", {"module_args": redacted(self.params)})
+            super()._return_formatted(kwargs)
 
     module = _Module(argument_spec=argument_spec, **kwargs)
-    module.no_log_values.update(item_secrets(module.params.get("vms")))  # also when the task itself is no_log
+    if module.refused is not None:
+        module.fail_json(msg="%s: %s" % module.refused)
     return module

@@ -1,11 +1,11 @@
 # Copyright (c) qemu_init.qemu contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What vm_config makes on the host besides the cfg file: the disks it creates or grows (_disk_plan.py) and the
-cloud-init seed (_seed.py). Each is an Artifact: planned without writing (check mode, diff), applied after
+"""What vm_config makes on the host besides the cfg file: the disks it creates or grows (_disk_plan.py), the
+cloud-init seed (_seed.py) and the VNC password file. Each is an Artifact: planned without writing (check mode, diff), applied after
 every VM of the call validated, undone when a later write of the same call fails.
 
-Disks given by a relative file live under <state_dir>/<name>/, as does the seed (0600, and the directory 0700).
+Disks given by a relative file live under <state_dir>/<name>/, as do the seed and the VNC password (0600, and the directory 0700).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import typing as t
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils import _disk_plan, _seed
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import vnc
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.disk import default_format
 from ansible_collections.qemu_init.qemu.plugins.module_utils._files import read_bytes, read_json
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths, StatePaths
@@ -57,6 +58,40 @@ class SeedArtifact:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
         else:
+            atomic_write(self.path, self.before, mode=0o600)
+
+
+class VncPasswordArtifact:
+    """The VM's VNC password file in its state dir (0600, the directory 0700): written when its content changes,
+    removed when the VM no longer has a password. The diff says that it changes, never what it is."""
+
+    def __init__(self, name, path, password):
+        self.name = name
+        self.path = path
+        self.password = password  # None: remove the file
+        self.before = read_bytes(path, "VNC password file", name, limit=64)
+        wanted = None if password is None else password.encode("ascii")
+        self.changed = self.before != wanted
+
+    def diff(self):
+        before = "" if self.before is None else "VNC password (set, not shown)\n"
+        after = "" if self.password is None else "VNC password (%s, not shown)\n" % ("new" if self.before is None else "changed")
+        return dict(before_header=self.path, after_header=self.path, before=before, after=after)
+
+    def apply(self):
+        if self.password is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            return
+        _state_dir_ready(self.path)
+        atomic_write(self.path, self.password.encode("ascii"), mode=0o600)  # no newline: QEMU reads every byte
+
+    def undo(self):
+        if self.before is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        else:
+            _state_dir_ready(self.path)
             atomic_write(self.path, self.before, mode=0o600)
 
 
@@ -125,6 +160,10 @@ def forget_made_disk(state, path):
         atomic_write(state.made, json.dumps(dict(disks=sorted(set(disks) - {path}))) + "\n", mode=0o600)
 
 
+# Formats whose images can have a backing file. Not luks: reading its header needs its secret.
+CHAIN_FORMATS = ("qcow2", "qed", "vmdk")
+
+
 class HostSide:
     """Turns a VM's disks and cloud_init parameters into what its spec needs (absolute files, formats, the seed's
     path and instance-id) and into the Artifacts that make them. One per module run: qemu-img is looked up once."""
@@ -149,6 +188,7 @@ class HostSide:
         disks = values.get("disks") or []
         if any(d.get("base_image") or d.get("size") or not os.path.isabs(d.get("file") or "") or not d.get("format") for d in disks):
             artifacts += self._disks(values, name, state, before_spec)
+        artifacts += self._vnc_password(values, state, before_spec)
         cloud_init = values.pop("cloud_init", None)
         if cloud_init:
             seed = _seed.build_seed(cloud_init, name)
@@ -158,6 +198,22 @@ class HostSide:
             if artifact.changed:
                 artifacts.append(artifact)
         return artifacts
+
+    def _vnc_password(self, values, state, before_spec):
+        """The password goes to the state dir, the cfg gets VNC_PASSWORD_ID: the one the cfg has while the file
+        holds this password, a new random one when the file is written (a new password: restart_required)."""
+        password = values.pop("vnc_password", None)
+        if password is None:
+            values["vnc_password_id"] = None
+            if not os.path.lexists(state.vnc_password):
+                return []
+            return [VncPasswordArtifact(state.name, state.vnc_password, None)]  # no password any more: the file goes
+        vnc.check_password(password, bool(values.get("vnc")))
+        artifact = VncPasswordArtifact(state.name, state.vnc_password, password)
+        now = None if artifact.changed else before_spec()
+        values["vnc_password_id"] = (now.vnc_password_id if now is not None and now.vnc and now.vnc_password_id
+                                     else vnc.new_password_id())
+        return [artifact] if artifact.changed else []
 
     def _disks(self, values, name, state, before_spec):
         now = before_spec()
@@ -204,6 +260,21 @@ class HostSide:
         values["disks"] = disks
         return artifacts
 
+    def check_chains(self, spec):
+        """ParameterError for an existing disk given with a format that can have a backing file (CHAIN_FORMATS) when
+        qemu-img cannot read it as that: a backing chain that loops, a backing file that is gone, a file that is not
+        that format. QEMU would refuse it only at launch. vm_config asks this when the cfg would change; disks made or
+        grown here were read by their plan already, disks whose format was left out when it was read. Skipped on a
+        host without qemu-img (as the NIC models are without QEMU)."""
+        for i, disk in enumerate(spec.disks):
+            if disk.base_image or disk.size or disk.format not in CHAIN_FORMATS or not os.path.exists(disk.file):
+                continue
+            if self._img is None and not self.module.get_bin_path("qemu-img"):
+                return
+            state = _disk_plan.read_state(self.img(), disk.file, disk.format)
+            if state.problem:
+                raise ParameterError("disks[%d].file" % i, "%s: %s" % (disk.file, state.problem))
+
     def _read_format(self, path, param):
         found = _disk_plan.read_state(self.img(), path)
         if found.problem or not found.chain:
@@ -248,7 +319,7 @@ def remove_state(state, remove_disks):
 
 def _is_disk(path, state):
     """A file of the state dir that is not one of the collection's own (seed, UEFI vars, TPM state, records)."""
-    own = (state.seed, state.efi_vars, state.made)
+    own = (state.seed, state.efi_vars, state.vnc_password, state.made)
     return path not in own and not path.startswith(os.path.join(state.dir, "tpm") + os.sep)
 
 

@@ -416,7 +416,7 @@ def find_disk_clashes(uses: t.Mapping[str, t.Iterable[tuple[str, bool]]]) -> lis
             messages.append("disk %s is %s: a writable disk belongs to one VM (give each VM its own file, or an overlay "
                             "on a shared base_image)" % (path, what))
         elif len(users) > 1:
-            messages.append("disk %s is attached %d times to VM %s and written: a writable disk can be attached once"
+            messages.append("disks: %s is attached %d times to VM %s and written: a writable disk can be attached once"
                             % (path, len(users), writers[0]))
     return messages
 

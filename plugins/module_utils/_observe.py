@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils import _swtpm
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import vnc as vnc_kind
 from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import VmInventory, name_list
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import cfg_path
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import PROBE_PARALLEL, QMP_TIMEOUT, each
@@ -37,6 +38,8 @@ def info(module):
                     cfg_path=cfg_path(manager.config_dir, r.name) if r.spec else None, serial_log=r.serial_log,
                     netns=r.spec.netns if r.spec else None,
                     vnc=r.spec.vnc if r.spec else None, monitor_tcp=r.spec.monitor_tcp if r.spec else None,
+                    vnc_socket=vnc_kind.socket_path(r.spec, r.run) if r.spec else None,
+                    vnc_password_set=bool(r.spec.vnc and r.spec.vnc_password_id) if r.spec else None,
                     nics=describe_nics(r.spec, r.short_name) if r.spec else [],
                     restart_required=manager.restart_required(r), tpm=_tpm(r))
         if r.entry:

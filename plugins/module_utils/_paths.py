@@ -39,11 +39,12 @@ class RunPaths:
         self.console = os.path.join(self.dir, "console.sock")
         self.launch_record = os.path.join(self.dir, "launch.json")
         self.qga = os.path.join(self.dir, "qga.sock")  # the guest agent's channel (guest_agent: true)
+        self.vnc = os.path.join(self.dir, "vnc.sock")  # the display with vnc_listen: unix
 
 
 class StatePaths:
     """What one VM keeps across reboots: <state_dir>/<name>/... (0700): UEFI variables, TPM state, the cloud-init
-    seed and the disks given by a relative file. `absent` removes the directory (disks only with remove_disks)."""
+    seed, the VNC password and the disks given by a relative file. `absent` removes the directory (disks only with remove_disks)."""
 
     def __init__(self, state_dir: str, name: str) -> None:
         self.name = name
@@ -51,4 +52,5 @@ class StatePaths:
         self.dir = os.path.join(state_dir, name)
         self.efi_vars = os.path.join(self.dir, "efi-vars.fd")
         self.seed = os.path.join(self.dir, "cidata.img")
+        self.vnc_password = os.path.join(self.dir, "vnc-password")  # read by QEMU's secret object (vnc_password)
         self.made = os.path.join(self.dir, "made.json")  # the disks the collection created (remove_disks)

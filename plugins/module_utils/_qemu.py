@@ -15,7 +15,7 @@ import os
 import typing as t
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import DEFAULT_STATE_DIR
-from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import agent, cdrom, cidata, disk, firmware, nic as nic_kind, tpm
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import agent, cdrom, cidata, disk, firmware, nic as nic_kind, tpm, vnc
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.context import DeviceContext
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.qemu_opts import esc
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import StatePaths
@@ -112,11 +112,7 @@ def build_argv(spec: VmSpec, binary: str, run_paths: RunPaths, ports: dict[str, 
     argv += ["-chardev", "socket,id=serial0,path=%s,server=on,wait=off,logfile=%s,logappend=on"
              % (esc(run_paths.console), esc(spec.serial_log or run_paths.serial_log)),
              "-serial", "chardev:serial0"]
-    if spec.vnc:
-        host = spec.vnc_listen
-        argv += ["-vnc", "%s:%d" % ("[%s]" % host if ":" in host else host, ports["vnc_display"])]
-    else:
-        argv += ["-display", "none"]
+    argv += vnc.argv(ctx, ports)
     if spec.monitor_tcp:
         hosts = ["127.0.0.1"] + (["::1"] if ipv6_loopback else [])
         for role, port in (("mon", ports["monitor_port"]), ("ctl", ports["control_port"])):

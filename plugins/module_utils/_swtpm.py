@@ -38,6 +38,7 @@ if t.TYPE_CHECKING:
     from ansible.module_utils.basic import AnsibleModule
 
 PACKAGES = "Debian/Ubuntu: swtpm (and swtpm-tools for swtpm_setup); Fedora/RHEL: swtpm swtpm-tools; Arch: swtpm"
+MISSING = "true needs swtpm, which is not installed on this host (package: %s)" % PACKAGES
 # x86: tpm-tis (ISA, what every OS knows) or tpm-crb (q35/UEFI, the TPM 2.0-only interface Windows 11 prefers);
 # arm virt: tpm-tis-device.
 MODELS = ("tpm-tis", "tpm-crb", "tpm-tis-device")
@@ -89,7 +90,7 @@ class Swtpm:
         self.module = module
         found = binary or module.get_bin_path("swtpm")
         if not found:
-            raise QemuInitError("tpm: true needs swtpm, which is not installed on this host (package: %s)" % PACKAGES)
+            raise QemuInitError("tpm: " + MISSING)
         self.binary: str = found
 
     def argv(self, paths: TpmPaths, log_level: int = LOG_LEVEL) -> list[str]:

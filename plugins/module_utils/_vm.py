@@ -24,10 +24,9 @@ import time
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._artifacts import remove_state
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
-from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import firmware, tpm
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import firmware, tpm, vnc
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.context import DeviceContext
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic import backend_of
-from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic_user import UserNic
 from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import VmInventory, VmRecord
 from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand, plan_bridge, plan_tap
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import cfg_path
@@ -284,7 +283,7 @@ class VmManager(VmInventory):
         os.makedirs(self.run_dir, mode=0o755, exist_ok=True)
         os.makedirs(run.dir, mode=0o700, exist_ok=True)
         os.chmod(run.dir, 0o700)
-        for stale in (run.pidfile, run.qmp, run.observe, run.console, run.qga, run.launch_record):
+        for stale in (run.pidfile, run.qmp, run.observe, run.console, run.qga, run.vnc, run.launch_record):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(stale)
         # Keep the previous boot's console as .1 so markers read after a start are from this boot.
@@ -298,6 +297,7 @@ class VmManager(VmInventory):
         self._remember_links(record, made_taps)
         # What the devices need on the host first: the UEFI variables copied, the TPM emulator up.
         ctx = DeviceContext(record.spec, run, record.state, record.short_name, self.module)
+        vnc.prepare(ctx)  # the password file the cfg asks for, checked before anything is started
         firmware.prepare(ctx)
         tpm.prepare(ctx)
         try:
@@ -322,7 +322,7 @@ class VmManager(VmInventory):
                     os.unlink(leftover)
             raise QemuInitError("starting VM %s failed (qemu exit status %d): %s" % (record.name, rc, (err or out).strip()),
                                 rc=rc, stderr=err, stdout=out, cmd=cmd)
-        for socket_path in (run.qmp, run.observe, run.console, run.qga):
+        for socket_path in (run.qmp, run.observe, run.console, run.qga, run.vnc):
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(socket_path, 0o600)
         digest = hashlib.sha256((record.cfg_text or "").encode("utf-8")).hexdigest()
@@ -764,17 +764,25 @@ def _wait_exit(waiters, timeout, rung=None):
 
 # --- readiness -------------------------------------------------------------------------------
 WAIT_FOR = ("none", "agent", "ssh", "serial")
+# The longest wait_timeout (68 years): far beyond any wait, and a number every timeout below can carry (Python's
+# thread join and lock waits overflow from about 9.2e9 s; a huge int cannot even become a float).
+MAX_WAIT_TIMEOUT = 2 ** 31 - 1
 SSH_PORT = 22
 
 
 def ssh_forward(spec):
-    """(host, port) of a user NIC's host forward to the guest's SSH port, or None."""
+    """(host, port) where a NIC forwards to the guest's SSH port (a user NIC's hostfwd), or None."""
     for nic in spec.nics:
-        if nic.backend != "user":
-            continue
-        for forward in UserNic.forwards(nic):
-            if forward.proto == "tcp" and forward.guest_port == SSH_PORT:
-                return forward.host_addr or "127.0.0.1", forward.host_port
+        forward = backend_of(nic).host_forward(nic, SSH_PORT)
+        if forward:
+            return forward
+    return None
+
+
+def wait_timeout_problem(timeout):
+    """Why wait_timeout cannot be used (None when it can): the vm and vms modules refuse it before anything starts."""
+    if not 0 <= timeout <= MAX_WAIT_TIMEOUT:
+        return "wait_timeout: must be 0 to %d seconds, not %d" % (MAX_WAIT_TIMEOUT, timeout)
     return None
 
 

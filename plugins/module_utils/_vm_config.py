@@ -8,10 +8,12 @@ from __future__ import annotations
 import contextlib
 import os
 
+from ansible_collections.qemu_init.qemu.plugins.module_utils._argspec import odd_dict_option
 from ansible_collections.qemu_init.qemu.plugins.module_utils._artifacts import HostSide, check_no_shared_writable_disks
 from ansible_collections.qemu_init.qemu.plugins.module_utils._autostart import DEFAULT_SYSTEMD_DIR, AutostartLink
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError, CfgFile
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import DEFAULT_STATE_DIR, ParameterError, QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import firmware, tpm, vnc as vnc_kind
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths, StatePaths, cfg_path, vms_dir
 from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import ListeningPorts
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
@@ -29,7 +31,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import desc
 
 SPEC_PARAMS = (
     "name", "os", "memory", "cpus", "machine", "accel", "disks", "cdroms", "kernel", "initrd", "append", "nics",
-    "hubs", "bridge", "netns", "vnc", "vnc_listen", "monitor_tcp", "autostart", "serial_log", "extra_args",
+    "hubs", "bridge", "netns", "vnc", "vnc_listen", "vnc_password", "monitor_tcp", "autostart", "serial_log", "extra_args",
     "firmware", "secure_boot", "tpm", "guest_agent", "cloud_init",
 )
 
@@ -58,6 +60,9 @@ def validate_items(raw_items, per_vm_spec, param="vms"):
     for i, raw in enumerate(raw_items):
         if not isinstance(raw, dict):
             raise ParameterError("%s[%d]" % (param, i), "must be a dict of per-VM options, got %s" % type(raw).__name__)
+        odd = odd_dict_option(per_vm_spec, raw)
+        if odd is not None:
+            raise ParameterError("%s[%d].%s" % (param, i, odd[0]), odd[1])
         checked = ArgumentSpecValidator(per_vm_spec).validate(raw)
         if checked.error_messages:
             raise ParameterError("%s[%d]" % (param, i), "; ".join(
@@ -279,6 +284,7 @@ class VmConfig:
                 if params["state"] == "present":
                     spec = self._spec(params, params["name"])
                     if self._cfg_would_change(spec):
+                        self._check_host(spec)
                         self._check_nic_models(spec)
             prepared.append((prefix, params, spec))
         return prepared
@@ -311,6 +317,14 @@ class VmConfig:
             return True  # a damaged file is reported when it is planned
         self._rendered[path] = (spec, before, after)
         return after != before
+
+    def _check_host(self, spec):
+        """What the VM needs of this host besides QEMU: OVMF for uefi, swtpm for tpm, disks QEMU can open (no backing
+        chain that loops). Checked when its cfg would change, before anything is written (at launch it would fail
+        only after vm_config reported success)."""
+        firmware.check_host(spec)
+        tpm.check_host(self.module, spec)
+        self.host_side.check_chains(spec)
 
     def _check_nic_models(self, spec):
         self._models_checked.add(spec.name)
@@ -401,7 +415,7 @@ class VmConfig:
                                   listening=(listening.get(spec.netns) | frozenset(own)) if entry_now is None else ())
         ports = ports_info(reg.base, entry.slot)
         for port, label in ((ports["monitor_port"], "monitor_tcp"), (ports["control_port"], "monitor_tcp"), (ports["vnc_port"], "vnc")):
-            if port in own and getattr(spec, label):
+            if port in own and (vnc_kind.listens_tcp(spec) if label == "vnc" else getattr(spec, label)):
                 # QEMU would fail to bind one of the two at launch: refused now, naming the NIC.
                 raise ParameterError(own[port], "port %d is also the %s port of VM %s (slot %d), which %s=true listens on"
                                      % (port, "VNC" if label == "vnc" else "monitor/control", spec.name, entry.slot, label))
@@ -414,6 +428,7 @@ class VmConfig:
         result["autostart"] = spec.autostart
         if spec.cidata:
             result["cloud_init"] = dict(seed=spec.cidata, instance_id=spec.cidata_id)
+        result["vnc_socket"] = vnc_kind.socket_path(spec, RunPaths(self.run_dir, spec.name))
         result["state_dir"] = StatePaths(self.state_dir, spec.name).dir
         return _Change(spec.name, path, before, after, entry_now, entry, result, ports, link, spec.autostart,
                        self._artifacts.get(spec.name, ()))

@@ -11,7 +11,6 @@ same rules as the module's parameters. Only the naming of the offending field di
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -19,7 +18,16 @@ from dataclasses import dataclass, field
 from ansible_collections.qemu_init.qemu.plugins.module_utils import _addr
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CFG_FILE_HINT, DAMAGED_CFG_HINT, CfgError, CfgFile, numbered
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
-from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import agent, cdrom, cidata, disk, firmware as firmware_kind, nic as nic_kind, tpm
+from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import (
+    agent,
+    cdrom,
+    cidata,
+    disk,
+    firmware as firmware_kind,
+    nic as nic_kind,
+    tpm,
+    vnc as vnc_kind,
+)
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.disk import DiskSpec, default_format as default_disk_format
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic_base import DEFAULT_NIC_MODEL, NicSpec
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic_hubport import HubSpec, build_hubs, hub_cfg_items
@@ -37,7 +45,7 @@ __all__ = ["DiskSpec", "HubSpec", "NicSpec", "VmSpec", "default_disk_format", "f
 DEFAULT_OS = "linux"
 DEFAULT_BRIDGE = "br0"
 DEFAULT_ACCEL = "auto"
-DEFAULT_VNC_LISTEN = "127.0.0.1"
+DEFAULT_VNC_LISTEN = vnc_kind.DEFAULT_LISTEN
 MAX_NICS = 32
 MAX_DISKS = 32
 
@@ -45,10 +53,10 @@ ACCELS = ("auto", "kvm", "tcg")
 
 # The cfg keys each device kind owns (_devices/).
 _KIND_KEY_PATTERNS = (disk.CFG_KEY_PATTERN, cdrom.CFG_KEY_PATTERN, nic_kind.CFG_KEY_PATTERN, firmware_kind.CFG_KEY_PATTERN,
-                      tpm.CFG_KEY_PATTERN, agent.CFG_KEY_PATTERN, cidata.CFG_KEY_PATTERN)
+                      tpm.CFG_KEY_PATTERN, agent.CFG_KEY_PATTERN, cidata.CFG_KEY_PATTERN, vnc_kind.CFG_KEY_PATTERN)
 # cfg keys we own; anything else in a cfg file is the operator's and is kept untouched.
 _MANAGED_KEY_RE = re.compile(
-    r"^(NAME|OS|MEMORY|CPUS|MACHINE|ACCEL|KERNEL|INITRD|APPEND|BRIDGE_IFNAME|NETNS|VNC|VNC_LISTEN|MONITOR_TCP|AUTOSTART"
+    r"^(NAME|OS|MEMORY|CPUS|MACHINE|ACCEL|KERNEL|INITRD|APPEND|BRIDGE_IFNAME|NETNS|MONITOR_TCP|AUTOSTART"
     r"|SERIAL_LOG|EXTRA_ARGS|HUB\d+(_(BRIDGE|TAP))?|%s)$" % "|".join(_KIND_KEY_PATTERNS)
 )
 
@@ -60,7 +68,7 @@ _RESERVED_ARGS = {
     "-qmp": "the QMP socket lives in run_dir",
     "-monitor": "use monitor_tcp",
     "-name": "the VM's name comes from name",
-    "-vnc": "use vnc and vnc_listen",
+    "-vnc": "use vnc, vnc_listen and vnc_password",
     "-serial": "use serial_log",
     "-kernel": "use kernel",
     "-initrd": "use initrd",
@@ -112,6 +120,7 @@ class VmSpec:
     netns: str | None = None
     vnc: bool = False
     vnc_listen: str = DEFAULT_VNC_LISTEN
+    vnc_password_id: str | None = None  # the password is in the state dir (_devices/vnc.py)
     monitor_tcp: bool = False
     autostart: bool = False
     serial_log: str | None = None
@@ -195,10 +204,7 @@ class VmSpec:
             items.append(("BRIDGE_IFNAME", self.bridge))
         if self.netns:
             items.append(("NETNS", self.netns))
-        if self.vnc:
-            items.append(("VNC", "yes"))
-        if self.vnc_listen != DEFAULT_VNC_LISTEN:
-            items.append(("VNC_LISTEN", self.vnc_listen))
+        items += vnc_kind.cfg_items(self)
         if self.monitor_tcp:
             items.append(("MONITOR_TCP", "yes"))
         if self.autostart:
@@ -260,7 +266,7 @@ class _CfgNames:
         "name": "NAME", "os": "OS", "memory": "MEMORY", "cpus": "CPUS", "machine": "MACHINE", "accel": "ACCEL",
         "kernel": "KERNEL", "initrd": "INITRD", "append": "APPEND", "bridge": "BRIDGE_IFNAME", "netns": "NETNS",
         "vnc": "VNC", "vnc_listen": "VNC_LISTEN", "monitor_tcp": "MONITOR_TCP", "autostart": "AUTOSTART",
-        "serial_log": "SERIAL_LOG",
+        "serial_log": "SERIAL_LOG", "vnc_password_id": "VNC_PASSWORD_ID",
         "extra_args": "EXTRA_ARGS", "cidata": "CIDATA", "cidata_id": "CIDATA_ID",
     }
 
@@ -313,6 +319,7 @@ def from_cfg(cfg, source="<cfg>", check_files=False):
         netns=opt("NETNS"),
         vnc=_to_bool(opt("VNC"), names.top("vnc")),
         vnc_listen=opt("VNC_LISTEN") or DEFAULT_VNC_LISTEN,
+        vnc_password_id=opt("VNC_PASSWORD_ID"),
         monitor_tcp=_to_bool(opt("MONITOR_TCP"), names.top("monitor_tcp")),
         autostart=_to_bool(opt("AUTOSTART"), names.top("autostart")),
         serial_log=opt("SERIAL_LOG"),
@@ -448,13 +455,7 @@ def _build(p, names, check_files):
         if hub.tap in bridges:
             raise ParameterError(names.hub(i, "tap"), "%s is also a bridge this VM's taps are put on; a tap cannot be a bridge" % hub.tap)
 
-    spec.vnc = bool(p.get("vnc"))
-    vnc_listen = p.get("vnc_listen") or DEFAULT_VNC_LISTEN
-    try:
-        ipaddress.ip_address(vnc_listen)
-    except ValueError:
-        raise ParameterError(names.top("vnc_listen"), "%r is not an IP address" % (vnc_listen,)) from None
-    spec.vnc_listen = vnc_listen
+    vnc_kind.build(spec, p, names.top)
     spec.monitor_tcp = bool(p.get("monitor_tcp"))
     firmware_kind.build(spec, p.get("firmware") or firmware_kind.DEFAULT, p.get("secure_boot"), names.top)
     spec.tpm = bool(p.get("tpm"))

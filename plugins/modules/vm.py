@@ -276,7 +276,7 @@ ssh:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import common_argument_spec, run_module
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import WAIT_FOR
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import WAIT_FOR, wait_timeout_problem
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_states import converge
 
 
@@ -297,6 +297,8 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if module.params["shutdown_timeout"] < 0:
         module.fail_json(msg="shutdown_timeout: must be 0 or more seconds")
+    if wait_timeout_problem(module.params["wait_timeout"]):
+        module.fail_json(msg=wait_timeout_problem(module.params["wait_timeout"]))
     run_module(module, converge)
 
 

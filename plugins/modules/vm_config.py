@@ -148,6 +148,8 @@ options:
         C(/usr/share/qemu/firmware), as libvirt finds it; package C(ovmf) or C(edk2-ovmf)).
       - With V(uefi) the VM's UEFI variables are copied once from the firmware's template to
         C(<state_dir>/<name>/efi-vars.fd) and kept across restarts.
+      - A host with no such firmware (none for secure boot, with O(secure_boot)) is refused when the cfg would
+        change, before anything is written.
     type: str
     choices: [bios, uefi]
     default: bios
@@ -162,6 +164,7 @@ options:
     description:
       - A TPM 2.0 emulated by C(swtpm) (a host package), its state in C(<state_dir>/<name>/tpm/); started before
         QEMU and ended with it.
+      - A host without C(swtpm) is refused when the cfg would change, before anything is written.
     type: bool
     default: false
     version_added: 0.1.0
@@ -180,8 +183,10 @@ options:
       - Rewritten only when its content changes. The C(instance-id) defaults to a digest of the content, so a change
         makes cloud-init run again at the next boot (the VM reports RV(restart_required)); C(local-hostname) defaults
         to the VM's name.
-      - The content never appears in results, diffs or logs; O(cloud_init.user_data) and O(cloud_init.vendor_data)
-        are C(no_log), so their values are masked in the task's output.
+      - The content never appears in results, diffs or logs. O(cloud_init.user_data) and O(cloud_init.vendor_data)
+        are replaced by C(VALUE_SPECIFIED_IN_NO_LOG_PARAMETER) in the invocation the module logs and returns (also in
+        the items of O(vms)); unlike C(no_log) options, words of them that appear elsewhere (a user named like the
+        VM) are not masked in the rest of the result.
     type: dict
     version_added: 0.1.0
     suboptions:
@@ -314,9 +319,27 @@ options:
     type: bool
     default: false
   vnc_listen:
-    description: Address the VNC display listens on.
+    description:
+      - Address the VNC display listens on (TCP port 5900 + slot), or V(unix).
+      - V(unix) puts the display on the unix socket C(<run_dir>/<name>/vnc.sock) (mode 0600, in the 0700 run dir)
+        and on no TCP port at all; RV(vnc_socket) names it. Only root on the host can connect; reach it from
+        elsewhere through SSH (for example C(ssh -L 5901:/run/qemu-init/web1/vnc.sock root@host)).
+      - One option says where the display is, so no pair of options can contradict each other.
     type: str
     default: 127.0.0.1
+  vnc_password:
+    description:
+      - A password the VNC display asks for (RFB "VNC authentication"); O(vnc=true) is required.
+      - At most 8 printable ASCII characters (VNC authentication keys DES with the password; QEMU would ignore
+        the rest). This protects little against anyone who can watch the connection; see the collection's
+        docs/security.md and prefer O(vnc_listen=unix) or an SSH tunnel.
+      - Written to C(<state_dir>/<name>/vnc-password) (mode 0600, directory 0700), only when it changes, and read
+        by QEMU through a C(secret) object; it never appears in QEMU's command line, the cfg file, results, diffs
+        or logs (C(no_log)). The cfg gets C(VNC_PASSWORD_ID), a random id drawn anew whenever the file changes, so
+        a new password makes a running VM report RV(restart_required).
+      - Left out, the display has no password and a password file left from before is removed.
+    type: str
+    version_added: 0.1.0
   monitor_tcp:
     description:
       - Open qemu-init's TCP human monitor on the monitor port and the control port, on 127.0.0.1 and ::1 only.
@@ -516,6 +539,12 @@ vnc_port:
   returned: when O(state=present)
   type: int
   sample: 5900
+vnc_socket:
+  description: The VNC display's unix socket with O(vnc_listen=unix) (the display then has no TCP port), else V(null).
+  returned: when O(state=present)
+  type: str
+  sample: /run/qemu-init/web1/vnc.sock
+  version_added: 0.1.0
 macs:
   description: MAC of each NIC, in order.
   returned: when O(state=present)

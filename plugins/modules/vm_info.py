@@ -107,6 +107,18 @@ vms:
       type: bool
       sample: false
       version_added: 0.1.0
+    vnc_socket:
+      description:
+        - The VNC display's unix socket when the cfg puts it there (C(VNC_LISTEN=unix); no TCP port then), else
+          V(null).
+      type: str
+      sample: /run/qemu-init/web1/vnc.sock
+      version_added: 0.1.0
+    vnc_password_set:
+      description: Whether the VNC display asks for a password (C(VNC_PASSWORD_ID)); V(null) without a cfg file.
+      type: bool
+      sample: false
+      version_added: 0.1.0
     nics:
       description:
         - NICs as in M(qemu_init.qemu.vm_config)'s RV(qemu_init.qemu.vm_config#module:nics).

@@ -190,6 +190,11 @@ vms:
       description: The VM's VNC display (its slot).
       type: int
       sample: 0
+    vnc_socket:
+      description: The VNC display's unix socket with C(vnc_listen=unix), else V(null).
+      type: str
+      sample: /run/qemu-init/web1/vnc.sock
+      version_added: 0.1.0
     nics:
       description: Each NIC as M(qemu_init.qemu.vm_config) reports it (C(mac), C(backend), C(tap), ...).
       type: list
@@ -232,7 +237,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._argspec import per
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import common_argument_spec, run_module
 from ansible_collections.qemu_init.qemu.plugins.module_utils._fleet import Fleet
 from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import STATES
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import WAIT_FOR
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import WAIT_FOR, wait_timeout_problem
 
 
 def main():
@@ -254,6 +259,8 @@ def main():
     module = secret_aware_module(argument_spec, supports_check_mode=True)
     if module.params["shutdown_timeout"] < 0:
         module.fail_json(msg="shutdown_timeout: must be 0 or more seconds")
+    if wait_timeout_problem(module.params["wait_timeout"]):
+        module.fail_json(msg=wait_timeout_problem(module.params["wait_timeout"]))
     run_module(module, lambda m: Fleet(m, per_vm_argument_spec()).run())
 
 

@@ -40,7 +40,8 @@ pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a net
               pytest.mark.skipif(QEMU is None, reason="needs qemu-system-x86_64")]
 CONFIG = os.path.join(hs.SANDBOX, "vmcfg")
 RUN = os.path.join(hs.SANDBOX, "vmrun")
-DIRS = dict(config_dir=CONFIG, run_dir=RUN)
+STATE = os.path.join(hs.SANDBOX, "vmstate")  # never the host's /var/lib/qemu-init
+DIRS = dict(config_dir=CONFIG, run_dir=RUN, state_dir=STATE)
 REPO = os.environ.get("QI_REPO") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GUEST = os.environ.get("QI_GUEST_DIR") or os.path.join(REPO, ".cache", "guest")
 
@@ -70,27 +71,36 @@ def base_vm(ns, name="base1", **extra):
 vm_names = st.one_of(hs.names, st.just("base1"), st.lists(st.one_of(hs.names, st.just("base1")), max_size=3), hs.wrong_types)
 
 
-@settings(max_examples=harness.examples(50))
+@settings(max_examples=harness.examples(55))
 @given(params=st.fixed_dictionaries({"name": vm_names}, optional={
     "state": st.one_of(st.sampled_from(["present", "started", "stopped", "restarted", "absent"]), hs.hostile_text),
     "shutdown_timeout": hs.ints, "force": st.one_of(st.booleans(), hs.wrong_types),
     "restart_on_change": st.booleans(),
     "qemu_binary": st.one_of(st.sampled_from(["qemu-system-x86_64", "no-such-qemu", "sh -c id", "/dev/null", "", "."]),
                              hs.hostile_text).filter(hs.not_a_shell),
-}))
-def test_vm_params(netns, params):
+    # The real-OS options: waiting (base1 has no agent and no forward of port 22), and what absent removes.
+    "wait_for": st.one_of(st.sampled_from(["none", "agent", "ssh", "serial", "SSH", ""]), hs.hostile_text, hs.wrong_types),
+    "wait_timeout": hs.ints,
+    "wait_pattern": st.one_of(st.sampled_from(["QI-READY", "(", "[", "a{2,1}", "(?P<x", "\\", "", ".*"]), hs.hostile_text, hs.wrong_types),
+    "remove_disks": st.one_of(st.booleans(), hs.wrong_types),
+}), agent=st.booleans())
+def test_vm_params(netns, params, agent):
     stop_all(netns)
-    base_vm(netns)
+    base_vm(netns, guest_agent=agent)
     before = harness.snapshot(hs.SANDBOX)
     if params.get("state") not in ("started", "restarted", "stopped", "absent"):
         pass
     elif isinstance(params.get("shutdown_timeout"), int) and params["shutdown_timeout"] > 5:
         params["shutdown_timeout"] = 5  # a paused guest never powers off by itself: no reason to wait longer
+    if isinstance(params.get("wait_timeout"), int) and params["wait_timeout"] > 0 and params.get("wait_for") in ("agent", "serial"):
+        params["wait_timeout"] = 0  # a paused guest never gets ready either: one attempt
     out = call(vm_module.main, params)
     after = harness.snapshot(hs.SANDBOX)
-    problems = harness.judge("vm", out, [CONFIG, RUN], params, before, after if out.kind == "fail" else before)
-    if out.kind == "fail" and "did not power off" in out.msg:
-        problems = [p for p in problems if not p.startswith("failed but changed")]  # a timed-out stop says so, VM left running
+    problems = harness.judge("vm", out, [CONFIG, RUN, STATE], params, before, after if out.kind == "fail" else before)
+    if out.kind == "fail" and ("did not power off" in out.msg or "not ready within" in out.msg):
+        # A timed-out stop or wait says so and names the VMs, which are left running (documented).
+        problems = [p for p in problems if not p.startswith(("failed but changed", "failure message names"))]
+        assert "base1" in out.msg, out
     assert not problems, (params, out, problems)
     stop_all(netns)
 
@@ -103,7 +113,7 @@ def test_vm_info_names(netns, name):
     before = harness.snapshot(hs.SANDBOX)
     out = call(vm_info.main, {} if name is None else dict(name=name))
     after = harness.snapshot(hs.SANDBOX)
-    problems = harness.judge("vm_info", out, [CONFIG, RUN], dict(name=name), before, after)
+    problems = harness.judge("vm_info", out, [CONFIG, RUN, STATE], dict(name=name), before, after)
     assert before == after, harness.tree_diff(before, after)  # an info module changes nothing, ever
     assert not problems, (name, out, problems)
 

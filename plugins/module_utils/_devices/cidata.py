@@ -25,4 +25,9 @@ def cfg_items(spec):
 def argv(ctx):
     if not ctx.spec.cidata:
         return []
-    return ["-drive", "file=%s,format=raw,if=virtio,media=disk,readonly=on" % esc(ctx.spec.cidata)]
+    drive = "file=%s,format=raw,if=virtio,media=disk,readonly=on" % esc(ctx.spec.cidata)
+    if ctx.spec.cidata_id:
+        # The instance-id in the launch arguments (as the drive's host-side id, which the guest never sees):
+        # restart_required compares those, and a re-seeded VM must report it. The seed's path stays the same.
+        drive += ",id=cidata-%s" % ctx.spec.cidata_id
+    return ["-drive", drive]

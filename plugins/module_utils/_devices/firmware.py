@@ -55,6 +55,18 @@ def select(spec):
     return _firmware.select(spec.machine or (SECURE_BOOT_MACHINE if spec.secure_boot else None), spec.secure_boot)
 
 
+def check_host(spec):
+    """ParameterError when this host has no UEFI firmware for spec: vm_config checks it before it writes anything,
+    so that a VM it configured does not fail only at launch."""
+    if spec.firmware != "uefi":
+        return
+    try:
+        select(spec)
+    except QemuInitError as exc:
+        msg = exc.msg[len("firmware: "):] if exc.msg.startswith("firmware: ") else exc.msg
+        raise ParameterError("secure_boot" if spec.secure_boot else "firmware", msg) from None
+
+
 def argv(ctx):
     spec = ctx.spec
     if spec.firmware != "uefi":

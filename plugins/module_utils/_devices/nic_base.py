@@ -80,6 +80,10 @@ class NicBackend:
         """Why QEMU would fail to open this NIC in ip's namespace, checked before launch; None when fine."""
         return None
 
+    def host_forward(self, nic: NicSpec, guest_port: int) -> tuple[str, int] | None:
+        """(host address, host port) where the host reaches the guest's TCP guest_port through this NIC, if it can."""
+        return None
+
     def connected(self, nic: NicSpec, info_network: str, index: int) -> bool:
         """After launch: did QEMU connect the NIC (HMP `info network`)? Only asked when connects() is true."""
         return True

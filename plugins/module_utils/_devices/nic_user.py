@@ -32,6 +32,12 @@ class UserNic(NicBackend):
     def listened_tcp_ports(self, nic):
         return [forward.host_port for forward in self.forwards(nic) if forward.proto == "tcp"]
 
+    def host_forward(self, nic, guest_port):
+        for forward in self.forwards(nic):
+            if forward.proto == "tcp" and forward.guest_port == guest_port:
+                return forward.host_addr or "127.0.0.1", forward.host_port
+        return None
+
     @staticmethod
     def forwards(nic) -> list[_addr.Forward]:
         return [_addr.forward(rule, "hostfwd") for rule in nic.hostfwd]

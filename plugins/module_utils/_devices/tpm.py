@@ -7,12 +7,20 @@
 from __future__ import annotations
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils import _swtpm
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
 
 CFG_KEY_PATTERN = r"TPM"
 
 
 def cfg_items(spec):
     return [("TPM", "yes")] if spec.tpm else []
+
+
+def check_host(module, spec):
+    """ParameterError naming the package when tpm is on and swtpm is not installed: vm_config checks it before it
+    writes anything, so that a VM it configured does not fail only at launch."""
+    if spec.tpm and not module.get_bin_path("swtpm"):
+        raise ParameterError("tpm", _swtpm.MISSING)
 
 
 def paths(ctx):

@@ -267,7 +267,7 @@ def test_shared_readonly_and_bases_are_fine_twice_in_one_vm_is_not():
             "web3": [("/iso/tools.iso", True)]}
     assert dp.find_disk_clashes(uses) == []
     assert dp.find_disk_clashes({"web1": [("/d/x", False), ("/d/x", True)]}) == [
-        "disk /d/x is attached 2 times to VM web1 and written: a writable disk can be attached once"]
+        "disks: /d/x is attached 2 times to VM web1 and written: a writable disk can be attached once"]
 
 
 # -- QMP and apply with fakes ----------------------------------------------------------------------------------

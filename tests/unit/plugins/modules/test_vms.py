@@ -132,3 +132,31 @@ def test_a_stop_that_times_out_fails_naming_the_vm_and_keeps_it_running(dirs, qe
     assert result["vms"][0]["running"] and result["vms"][0]["stop_method"] is None
     assert not gone(qemus[0])
     assert not os.path.exists(cfg(dirs, "n"))  # the stop came first; nothing was written after it failed
+
+
+@pytest.mark.parametrize("module_name", ["vms", "vm_config"])
+def test_cloud_init_secrets_are_redacted_in_the_invocation_and_nothing_else_is_masked(dirs, tmp_path, capsys, module_name):
+    """The real exit path (stdout JSON, as Ansible reads it): user_data and vendor_data are replaced in the returned
+    invocation, the secret is nowhere in the output, and words of the data that are also the VM's name or in paths
+    are not masked (no_log would have masked them everywhere)."""
+    import json
+
+    from ansible.module_utils.testing import patch_module_args
+
+    from ansible_collections.qemu_init.qemu.plugins.modules import vm_config, vms
+
+    secret = "s3cr3t-T0ken-4242"
+    vm = dict(name="debian", cloud_init=dict(user_data=dict(users=[dict(name="debian", passwd=secret)]),
+                                             vendor_data="#!/bin/sh\necho %s\n" % secret))
+    args = dict(dirs, state_dir=str(tmp_path / "state"), _ansible_check_mode=True, _ansible_diff=True)
+    args.update(vms=[vm]) if module_name == "vms" else args.update(vm)
+    with patch_module_args(args), pytest.raises(SystemExit):
+        (vms if module_name == "vms" else vm_config).main()
+    out = capsys.readouterr().out
+    assert secret not in out
+    result = json.loads(out)
+    assert not result.get("failed"), result
+    item = result["invocation"]["module_args"]["vms"][0] if module_name == "vms" else result["invocation"]["module_args"]
+    assert item["cloud_init"]["user_data"] == item["cloud_init"]["vendor_data"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    assert (result["vms"][0] if module_name == "vms" else result)["name"] == "debian"
+    assert "********" not in out

@@ -139,7 +139,7 @@ def test_tpm_agent_seed_and_disk_options_argv_and_cfg():
     argv = argv_of(spec)
     joined = " ".join(argv)
     assert "-drive file=/d/root.qcow2,format=qcow2,if=virtio,media=disk,snapshot=off,cache=none,discard=unmap" in joined
-    assert "-drive file=/var/lib/qemu-init/web1/cidata.img,format=raw,if=virtio,media=disk,readonly=on" in joined
+    assert "-drive file=/var/lib/qemu-init/web1/cidata.img,format=raw,if=virtio,media=disk,readonly=on,id=cidata-iid-1234" in joined
     assert "-chardev socket,id=qga0,path=/run/qemu-init/web1/qga.sock,server=on,wait=off" in joined
     assert "virtserialport,bus=qgaserial0.0,chardev=qga0,name=org.qemu.guest_agent.0" in joined
     assert "-tpmdev emulator,id=tpm0,chardev=chrtpm" in joined
@@ -147,3 +147,8 @@ def test_tpm_agent_seed_and_disk_options_argv_and_cfg():
     for line in ('DSK1_BASE="/img/debian.qcow2"', 'DSK1_SIZE="8G"', 'DSK1_CACHE="none"', 'DSK1_DISCARD="unmap"', 'TPM="yes"',
                  'GUEST_AGENT="yes"', 'CIDATA="/var/lib/qemu-init/web1/cidata.img"', 'CIDATA_ID="iid-1234"'):
         assert line in text
+    # A new instance-id (re-seeded user-data) changes the launch arguments: restart_required compares those.
+    reseeded = spec_of(tpm=True, guest_agent=True, cidata="/var/lib/qemu-init/web1/cidata.img", cidata_id="iid-5678",
+                       disks=[dict(file="/d/root.qcow2", base_image="/img/debian.qcow2", size="8G", cache="none",
+                                   discard="unmap", interface="virtio")])
+    assert argv_of(reseeded) != argv and "id=cidata-iid-5678" in " ".join(argv_of(reseeded))
