@@ -136,10 +136,12 @@ class DiskArtifact:
             _disk_plan.apply_plan(self.plan, self.img)
 
     def undo(self):
-        # A disk made by this call goes again; a grown disk cannot shrink back (it is reported as grown).
+        # A disk made by this call goes again (with its record); a grown disk cannot shrink back (it is reported as grown).
         if self.created:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.plan.file)
+            forget_made_disk(self.state, self.plan.file)
+            self.created = False
 
 
 def made_disks(state):
@@ -150,6 +152,12 @@ def made_disks(state):
 def remember_made_disk(state, path):
     disks = sorted(set(made_disks(state)) | {path})
     atomic_write(state.made, json.dumps(dict(disks=disks)) + "\n", mode=0o600)
+
+
+def forget_made_disk(state, path):
+    disks = made_disks(state)
+    if path in disks:
+        atomic_write(state.made, json.dumps(dict(disks=sorted(set(disks) - {path}))) + "\n", mode=0o600)
 
 
 # Formats whose images can have a backing file. Not luks: reading its header needs its secret.

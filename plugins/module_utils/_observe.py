@@ -9,6 +9,7 @@ machinery (bridges, taps, launches, the stop ladder) in its payload.
 
 from __future__ import annotations
 
+from ansible_collections.qemu_init.qemu.plugins.module_utils import _swtpm
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import vnc as vnc_kind
 from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import VmInventory, name_list
@@ -40,7 +41,7 @@ def info(module):
                     vnc_socket=vnc_kind.socket_path(r.spec, r.run) if r.spec else None,
                     vnc_password_set=bool(r.spec.vnc and r.spec.vnc_password_id) if r.spec else None,
                     nics=describe_nics(r.spec, r.short_name) if r.spec else [],
-                    restart_required=manager.restart_required(r))
+                    restart_required=manager.restart_required(r), tpm=_tpm(r))
         if r.entry:
             item.update(ports_info(base, r.entry.slot))
         else:
@@ -50,6 +51,15 @@ def info(module):
     for item, facts, error in each(_guest, records, PROBE_PARALLEL):
         vms[records.index(item)]["guest"] = None if error else facts
     return dict(changed=False, vms=vms)
+
+
+def _tpm(record):
+    """{running, pid} of the VM's swtpm for a VM with a TPM, else None. A running VM whose swtpm is gone (killed,
+    crashed) runs on with a TPM that fails every command: restart it (docs/faults.md)."""
+    if record.spec is None or not record.spec.tpm:
+        return None
+    pid = _swtpm.live_pid(_swtpm.tpm_paths(record.state.root, record.run.root, record.name))
+    return dict(running=pid is not None, pid=pid)
 
 
 def _guest(record):

@@ -66,7 +66,7 @@ class GuestAgent:
                 return found
             left = deadline - time.monotonic()
             if left <= 0:
-                raise QgaError("guest agent on %s did not answer %s within %g s (is qemu-guest-agent running in the guest?)"
+                raise QgaError("guest agent on %s did not answer %s within %.3g s (is qemu-guest-agent running in the guest?)"
                                % (self.path, what, self.timeout))
             self.sock.settimeout(left)
             try:

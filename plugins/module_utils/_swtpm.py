@@ -156,6 +156,16 @@ class Swtpm:
         return True
 
 
+def live_pid(paths: TpmPaths) -> int | None:
+    """The pid of the VM's live swtpm, or None (no pidfile, an unreadable one, or a pid that is no longer it).
+    Needs no swtpm binary: for observers (vm_info) on hosts where only the pidfile tells."""
+    try:
+        pid = _read_pid(paths.pidfile)
+    except QemuInitError:
+        return None
+    return pid if pid is not None and is_our_swtpm(pid, paths.socket) else None
+
+
 def is_our_swtpm(pid: int, socket_path: str) -> bool:
     """pid is a live (not zombie) swtpm whose command line names socket_path."""
     if proc_state(pid) in (None, "Z", "X", "x"):

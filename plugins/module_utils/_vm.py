@@ -33,6 +33,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import cfg_p
 from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import Launchable, launch_waves
 from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import ListeningPorts
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
+    PROBE_PARALLEL,
     QMP_TIMEOUT,
     each,
     launch_argv,
@@ -394,9 +395,17 @@ class VmManager(VmInventory):
                     break
                 if applies is not None and not any(applies(w) for w in pending if not w.joined):
                     continue
-                for w in pending:
-                    if not w.joined and (applies is None or applies(w)):  # a stop another call holds is left to it
-                        w.method = method
+                acting = [w for w in pending if not w.joined and (applies is None or applies(w))]  # another call's stop is left to it
+                for w in acting:
+                    w.method = method
+                if method == "agent":
+                    # Each agent may take its whole AGENT_TIMEOUT to not answer: asked side by side, so hung agents cost
+                    # one timeout, not one per VM; and when no agent took guest-shutdown nothing is waited for.
+                    each(action, acting, PROBE_PARALLEL)
+                    if not any("agent" in w.sent for w in acting) and not any(w.joined for w in pending):
+                        continue
+                else:
+                    for w in acting:
                         action(w)
                 _wait_exit(pending, wait, rung=(method, action))
                 pending = [w for w in pending if not w.done]
@@ -605,7 +614,7 @@ class _Stopping:
             with GuestAgent(self.record.run.qga, AGENT_TIMEOUT) as agent:
                 agent.shutdown()
             self.sent.add("agent")
-        except QgaError:
+        except (QgaError, OSError):  # OSError: the guest closed the port while we wrote (it is going down)
             pass
 
     def _command(self, name):

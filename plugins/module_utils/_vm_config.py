@@ -132,8 +132,18 @@ class _Change:
 
     def apply(self):
         # The disks and the seed first: the cfg never names a seed or overlay that is not there.
-        for artifact in self.artifacts:
-            artifact.apply()
+        applied = []
+        try:
+            for artifact in self.artifacts:
+                applied.append(artifact)  # before apply: a half-made file (a full disk) is undone too
+                artifact.apply()
+        except (OSError, QemuInitError) as exc:
+            for artifact in reversed(applied):
+                with contextlib.suppress(OSError, QemuInitError):
+                    artifact.undo()
+            msg = exc.msg if isinstance(exc, QemuInitError) else (exc.strerror or str(exc))
+            details = exc.details if isinstance(exc, QemuInitError) else {}
+            raise QemuInitError("VM %s: %s" % (self.name, msg), **details) from exc
         if self.file_changed:
             if self.after is not None:
                 atomic_write(self.path, self.after, mode=0o644)
@@ -448,6 +458,7 @@ class VmConfig:
         done = []
         try:
             for change in changes:
+                # A seed or overlay that went missing under an unchanged cfg is made again: the cfg names it.
                 if change.file_changed or change.link_changed or change.artifacts:
                     change.apply()
                     done.append(change)

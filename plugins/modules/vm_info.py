@@ -145,6 +145,14 @@ vms:
       description: The VM runs with other QEMU arguments than its cfg gives now.
       type: bool
       sample: false
+    tpm:
+      description:
+        - For a VM with C(tpm=true), whether its swtpm runs (C(running)) and its C(pid); V(null) for a VM without a TPM.
+        - A running VM whose swtpm is gone (killed, crashed) runs on with a TPM that fails every command; restart the
+          VM to get a new swtpm on the same TPM state.
+      type: dict
+      version_added: 0.1.0
+      sample: {running: true, pid: 4242}
     guest:
       description:
         - What the QEMU guest agent reports, for a running VM with C(guest_agent=true) whose agent answers within 2

@@ -81,9 +81,15 @@ def argv(ctx):
 
 
 def prepare(ctx):
-    """Copy the variables template to the state dir once (0600); an existing vars file is the VM's and kept."""
+    """Copy the variables template to the state dir once (0600); an existing vars file is the VM's and kept.
+
+    An existing one whose size is not the template's is refused, naming the file: QEMU would only say
+    "pflash1 has invalid size" (or, at a multiple of 4 KiB, boot a firmware that cannot find its store)."""
     spec = ctx.spec
-    if spec.firmware != "uefi" or os.path.exists(ctx.state.efi_vars):
+    if spec.firmware != "uefi":
+        return False
+    if os.path.exists(ctx.state.efi_vars):
+        _check_vars(spec.name, ctx.state.efi_vars, select(spec))
         return False
     chosen = select(spec)
     os.makedirs(ctx.state.dir, mode=0o700, exist_ok=True)
@@ -98,3 +104,15 @@ def prepare(ctx):
         raise QemuInitError("VM %s: copying the UEFI variables template %s to %s failed: %s"
                             % (spec.name, chosen.vars_template, ctx.state.efi_vars, exc.strerror or exc)) from exc
     return True
+
+
+def _check_vars(name, path, chosen):
+    try:
+        size, want = os.stat(path).st_size, os.stat(chosen.vars_template).st_size
+    except OSError as exc:
+        raise QemuInitError("VM %s: reading the UEFI variables %s failed: %s" % (name, exc.filename, exc.strerror or exc)) from exc
+    if size != want:
+        raise QemuInitError("VM %s: the UEFI variables file %s is damaged: %d bytes, the firmware's template %s has %d; "
+                            "it is left as it is. Move it aside and start the VM again for a fresh copy of the template "
+                            "(boot entries the guest wrote are lost): see docs/faults.md"
+                            % (name, path, size, chosen.vars_template, want))

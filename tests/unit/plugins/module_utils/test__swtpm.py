@@ -140,6 +140,20 @@ def test_a_pid_that_is_not_our_swtpm_is_never_signalled(module, tmp_path, monkey
     assert not os.path.exists(paths.pidfile)
 
 
+def test_live_pid_needs_our_swtpm_and_never_fails(tmp_path):
+    """vm_info's view: no pidfile, garbage, a directory or a pid that is not this VM's swtpm are all "not running"."""
+    paths = _swtpm.tpm_paths(str(tmp_path / "state"), str(tmp_path / "run"), "web1")
+    assert _swtpm.live_pid(paths) is None
+    os.makedirs(os.path.dirname(paths.pidfile))
+    for content in ("%d\n" % os.getpid(), "garbage"):
+        with open(paths.pidfile, "w") as handle:
+            handle.write(content)
+        assert _swtpm.live_pid(paths) is None
+    os.unlink(paths.pidfile)
+    os.mkdir(paths.pidfile)
+    assert _swtpm.live_pid(paths) is None
+
+
 # -- the real swtpm --------------------------------------------------------------------------------------------
 
 @needs_swtpm
@@ -154,6 +168,7 @@ def test_real_swtpm_starts_with_its_socket_and_stops_by_pid(module, short_dir, s
     assert stat.S_IMODE(os.stat(paths.state).st_mode) == 0o700
     assert _swtpm.is_our_swtpm(pid, paths.socket) and not _swtpm.is_our_swtpm(pid, paths.socket + "x")
     assert tpm.start(paths) == pid  # already serving this VM: kept
+    assert _swtpm.live_pid(paths) == pid
     assert took < 5
     assert tpm.stop(paths) is True
     assert proc_state(pid) in (None, "Z")

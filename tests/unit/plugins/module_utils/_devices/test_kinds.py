@@ -12,7 +12,7 @@ import pytest
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils import _firmware
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import CfgFile
-from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import firmware
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.context import DeviceContext
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths, StatePaths
@@ -82,10 +82,27 @@ def test_uefi_vars_are_copied_once_and_kept(ovmf, tmp_path):
     ctx = DeviceContext(spec_of(firmware="uefi"), RUN, state, "web1")
     assert firmware.prepare(ctx) is True
     assert stat_mode(state.efi_vars) == 0o600
+    size = os.path.getsize(state.efi_vars)
+    guest = b"written by the guest"[:size].ljust(size, b"!")  # the guest changes variables, never the file's size
     with open(state.efi_vars, "wb") as f:
-        f.write(b"written by the guest")
+        f.write(guest)
     assert firmware.prepare(ctx) is False
-    assert open(state.efi_vars, "rb").read() == b"written by the guest"
+    assert open(state.efi_vars, "rb").read() == guest
+
+
+def test_uefi_vars_of_another_size_are_refused_and_kept(ovmf, tmp_path):
+    state = StatePaths(str(tmp_path / "state"), "web1")
+    ctx = DeviceContext(spec_of(firmware="uefi"), RUN, state, "web1")
+    firmware.prepare(ctx)
+    with open(state.efi_vars, "ab") as f:
+        f.write(b"x" * 4096)
+    damaged = open(state.efi_vars, "rb").read()
+    with pytest.raises(QemuInitError, match=r"^VM web1: the UEFI variables file .*efi-vars.fd is damaged: \d+ bytes, "
+                                            r"the firmware's template .* has \d+; it is left as it is\. Move it aside"):
+        firmware.prepare(ctx)
+    assert open(state.efi_vars, "rb").read() == damaged
+    os.rename(state.efi_vars, state.efi_vars + ".damaged")
+    assert firmware.prepare(ctx) is True  # the recovery: a fresh copy
 
 
 def stat_mode(path):
