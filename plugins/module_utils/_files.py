@@ -82,12 +82,9 @@ def _error(path, problem, what, vm, hint):
     return FileReadError("cannot read %s: %s: %s%s" % (subject, path, problem, ("; " + hint) if hint else ""), path, problem)
 
 
-def read_bytes(path, what="file", vm=None, hint=None, limit=MAX_BYTES):
-    """The bytes of the regular file at path (symbolic links followed), or None when nothing is there.
-
-    Anything else at path raises FileReadError: `what` names the file in the message ("cfg file",
-    "registry", ...), `vm` the VM it belongs to, `hint` says what to do about it.
-    """
+def _open_regular(path, what, vm, hint):
+    """(fd, fstat) of the regular file at path (symbolic links followed), or None when nothing is there; anything
+    else at path (a directory, a FIFO, a dangling link, no permission) raises FileReadError. The caller closes fd."""
     try:
         # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
         # O_NOCTTY: a path to a terminal must not become the module's controlling terminal.
@@ -100,8 +97,26 @@ def read_bytes(path, what="file", vm=None, hint=None, limit=MAX_BYTES):
         raise _error(path, _problem(path, exc), what, vm, hint) from exc
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _error(path, "it is %s, not a file" % _kind(st.st_mode), what, vm, hint)
+    except OSError as exc:
+        os.close(fd)
+        raise _error(path, _problem(path, exc), what, vm, hint) from exc
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise _error(path, "it is %s, not a file" % _kind(st.st_mode), what, vm, hint)
+    return fd, st
+
+
+def read_bytes(path, what="file", vm=None, hint=None, limit=MAX_BYTES):
+    """The bytes of the regular file at path (symbolic links followed), or None when nothing is there.
+
+    Anything else at path raises FileReadError: `what` names the file in the message ("cfg file",
+    "registry", ...), `vm` the VM it belongs to, `hint` says what to do about it.
+    """
+    opened = _open_regular(path, what, vm, hint)
+    if opened is None:
+        return None
+    fd, st = opened
+    try:
         if st.st_size > limit:
             raise _error(path, "it is %d bytes, more than a %s can be (%d bytes)" % (st.st_size, what, limit), what, vm, hint)
         chunks, size = [], 0
@@ -154,18 +169,11 @@ def read_appended(path: str, offset: int, identity: tuple[int, int] | None, what
     (truncated), it is read from its start: data then begins at offset 0, which the caller sees in the returned offset.
     Anything but a regular file raises FileReadError, as read_bytes does.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)  # see read_bytes
-    except FileNotFoundError as exc:
-        if os.path.islink(path):
-            raise _error(path, _problem(path, exc), what, vm, None) from exc
+    opened = _open_regular(path, what, vm, None)
+    if opened is None:
         return None
-    except OSError as exc:
-        raise _error(path, _problem(path, exc), what, vm, None) from exc
+    fd, st = opened
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _error(path, "it is %s, not a file" % _kind(st.st_mode), what, vm, None)
         current = (st.st_dev, st.st_ino)
         if (identity is not None and current != identity) or st.st_size < offset:
             offset = 0
