@@ -22,7 +22,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._common import Qemu
 from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import vm_exists
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
 from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import STATES, Found, plan, unlisted
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import StopTimeout, VmManager, check_waitable, readiness_keys, wait_until_ready
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import WAITING_STATES, StopTimeout, VmManager, check_waitable, wait_until_ready
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vm_config import VmConfig, validate_items
 
 # Per VM, what the lifecycle adds to vm_config's result (the vm module's keys).
@@ -55,8 +55,8 @@ class Fleet:
                       for c in changes), self.params["restart_on_change"]).steps
         if self.params["wait_for"] != "none":
             for change in changes:  # before anything is changed
-                if change.after is not None and states[change.name] in ("started", "restarted", "present"):
-                    check_waitable(change.name, self.config.spec_after(change), self.params["wait_for"], self.params.get("wait_pattern"))
+                if change.after is not None and states[change.name] in WAITING_STATES:
+                    check_waitable(change.name, change.spec_after, self.params["wait_for"], self.params.get("wait_pattern"))
         results = dict((c.name, self._result(c, states[c.name], step)) for c, step in zip(changes, steps))
         order = [c.name for c in changes]
         if not self.check_mode:
@@ -138,18 +138,11 @@ class Fleet:
 
     def _wait(self, order, results) -> None:
         """wait_for: every VM of the call that runs now, in parallel under one wait_timeout."""
-        waiting = [n for n in order if results[n]["state"] in ("started", "restarted", "present") and results[n].get("running")]
+        waiting = [n for n in order if results[n]["state"] in WAITING_STATES and results[n].get("running")]
         if not waiting:
             return
-        records = self.manager.load(waiting)
-        try:
-            ready = wait_until_ready(records, self.params["wait_for"], self.params["wait_timeout"], self.params.get("wait_pattern"))
-        except QemuInitError as exc:
-            for name, facts in exc.details.pop("ready", {}).items():
-                results[name].update(readiness_keys(facts))
-            raise
-        for name, facts in ready.items():
-            results[name].update(readiness_keys(facts))
+        wait_until_ready(self.manager.load(waiting), self.params["wait_for"], self.params["wait_timeout"],
+                         self.params.get("wait_pattern"), results)
 
     def _stop(self, names: list[str], results) -> None:
         records = [r for r in self.manager.load(names, need_cfg=False) if r.running]

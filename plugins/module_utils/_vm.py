@@ -764,6 +764,8 @@ def _wait_exit(waiters, timeout, rung=None):
 
 # --- readiness -------------------------------------------------------------------------------
 WAIT_FOR = ("none", "agent", "ssh", "serial")
+# The states after which a call waits for its guests (wait_for).
+WAITING_STATES = ("started", "restarted", "present")
 # The longest wait_timeout (68 years): far beyond any wait, and a number every timeout below can carry (Python's
 # thread join and lock waits overflow from about 9.2e9 s; a huge int cannot even become a float).
 MAX_WAIT_TIMEOUT = 2 ** 31 - 1
@@ -823,15 +825,17 @@ def ready_target(record, wait_for, pattern, started=None):
     return Target(record.name, "serial", alive, serial_log=record.serial_log, pattern=pattern, started=started)
 
 
-def wait_until_ready(records, wait_for, timeout, pattern=None):
-    """{name: readiness} of the running records (_ready.wait_ready), all waited for in parallel under one timeout.
-    Raises QemuInitError naming the VMs not ready (they keep running), with the results."""
+def wait_until_ready(records, wait_for, timeout, pattern, results):
+    """Wait for the running records (_ready.wait_ready), all in parallel under one timeout, and merge each VM's
+    readiness (readiness_keys) into results[name]. Raises QemuInitError naming the VMs not ready (they keep
+    running); their results are merged first."""
     targets = [ready_target(r, wait_for, pattern) for r in records if r.running]
-    results = wait_ready(targets, timeout) if targets else {}
-    message = failure_message(results, timeout)
+    ready = wait_ready(targets, timeout) if targets else {}
+    for name, facts in ready.items():
+        results[name].update(readiness_keys(facts))
+    message = failure_message(ready, timeout)
     if message:
-        raise QemuInitError(message, ready=results)
-    return results
+        raise QemuInitError(message)
 
 
 def readiness_keys(result):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import name_list
 from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import Found, plan
-from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import StopTimeout, VmManager, check_waitable, readiness_keys, wait_until_ready
+from ansible_collections.qemu_init.qemu.plugins.module_utils._vm import WAITING_STATES, StopTimeout, VmManager, check_waitable, wait_until_ready
 
 VM_KEYS = ("name", "running", "pid", "changed", "stop_method", "stop_seconds", "start_seconds", "restart_required")
 # With wait_for (DESIGN.md, "Real operating systems").
@@ -26,7 +26,7 @@ def converge(module):
                                  stop_seconds=None, start_seconds=None, restart_required=False)) for r in records)
 
     wait_for = params.get("wait_for") or "none"
-    if wait_for != "none" and state in ("started", "restarted", "present"):
+    if wait_for != "none" and state in WAITING_STATES:
         for r in records:  # before anything starts
             check_waitable(r.name, r.spec, wait_for, params.get("wait_pattern"))
     wants_restart_check = state in ("started", "present")
@@ -63,24 +63,19 @@ def converge(module):
                     results[r.name]["changed"] = False  # another run started it meanwhile
         if to_remove:
             manager.remove(to_remove)
-    if wait_for != "none" and state in ("started", "restarted", "present"):
+    if wait_for != "none" and state in WAITING_STATES:
         _wait(records, params, results, check)
     return _result([results[r.name] for r in records])
 
 
 def _wait(records, params, results, check):
     """wait_for: every running VM of the call, in parallel; a VM not ready in time fails the task (it keeps running)."""
-    waited = [r for r in records if r.running]
     if check:
         return
     try:
-        ready = wait_until_ready(waited, params["wait_for"], params["wait_timeout"], params.get("wait_pattern"))
+        wait_until_ready(records, params["wait_for"], params["wait_timeout"], params.get("wait_pattern"), results)
     except QemuInitError as exc:
-        for name, facts in exc.details.pop("ready", {}).items():
-            results[name].update(readiness_keys(facts))
         raise QemuInitError(exc.msg, vms=[_vm_result(results[r.name]) for r in records]) from exc
-    for name, facts in ready.items():
-        results[name].update(readiness_keys(facts))
 
 
 def _vm_result(result):
