@@ -95,6 +95,7 @@ class _Change:
     def __init__(self, name, path, before, after, entry_now, entry, result, ports=None, link=None, link_after=False,
                  artifacts=()):
         self.name = name
+        self._spec_after = None
         self.artifacts = [a for a in artifacts if a.changed]  # _artifacts: disks to make or grow, the seed
         self.link = link  # _autostart.AutostartLink, or None where the host has no systemd unit directory
         self.link_before = bool(link and link.enabled())
@@ -106,6 +107,14 @@ class _Change:
         self.entry_now = entry_now
         self.entry = entry
         self.result = result
+
+    @property
+    def spec_after(self):
+        """The VM's spec as its cfg reads after this call (None when the cfg is removed): parsed once, for every
+        question asked of it (restart_required, wait_for, shared disks)."""
+        if self._spec_after is None and self.after is not None:
+            self._spec_after = parse_cfg_text(self.after, self.path)[1]
+        return self._spec_after
 
     @property
     def file_changed(self):
@@ -230,8 +239,7 @@ class VmConfig:
             pid, running, _status = probe(change.name, run, status=False)  # the run status is not reported here
             required = False
             if running and change.after is not None:
-                spec = parse_cfg_text(change.after, change.path)[1]
-                required = restart_required(run, spec, change.ports, change.entry.short_name, kvm_check,
+                required = restart_required(run, change.spec_after, change.ports, change.entry.short_name, kvm_check,
                                             StatePaths(self.state_dir, change.name))
             return dict(running=running, pid=pid, restart_required=required)
 
@@ -239,11 +247,6 @@ class VmConfig:
             if exc is not None:
                 raise exc
             change.result.update(facts)
-
-    @staticmethod
-    def spec_after(change):
-        """The VM's spec as its cfg will be after this call (None when it is removed)."""
-        return None if change.after is None else parse_cfg_text(change.after, change.path)[1]
 
     def cfg_exists(self, change):
         """Does the VM's cfg file exist once this call is done? (In check mode: as it was.)"""
@@ -356,7 +359,7 @@ class VmConfig:
         uses = {}
         for change in changes:
             if change.after is not None and change.file_changed:
-                uses[change.name] = _disk_uses(parse_cfg_text(change.after, change.path)[1])
+                uses[change.name] = _disk_uses(change.spec_after)
         if not any(uses.values()):
             return  # no cfg gains or changes a disk: nothing new can clash (and a re-run reads no other cfg)
         for entry in reg.entries():
