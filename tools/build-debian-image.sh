@@ -264,10 +264,7 @@ main() {
     done
     [[ $EUID -eq 0 ]] || die "debootstrap and chroot need root"
     size_bytes "$DISK_SIZE" >/dev/null
-    mkdir -p "$OUTDIR"
-    OUTDIR=$(cd "$OUTDIR" && pwd)
-    exec 9>"$OUTDIR/.lock"
-    flock 9 # one build per OUTDIR at a time; the second one then finds it up to date
+    lock_outdir
 
     local start=$EPOCHREALTIME
     MIRROR=${QI_DEBIAN_IMAGE_MIRROR:-$(apt_debian_mirror)}

@@ -267,11 +267,9 @@ main() {
         have "$tool" || die "$tool is required"
     done
     [[ -f $INIT_SRC ]] || die "missing $INIT_SRC"
-    mkdir -p "$OUTDIR" "$DEB_DIR"
-    OUTDIR=$(cd "$OUTDIR" && pwd)
+    mkdir -p "$DEB_DIR"
     DEB_DIR=$(cd "$DEB_DIR" && pwd)
-    exec 9>"$OUTDIR/.lock"
-    flock 9 # one build per OUTDIR at a time; the second one then finds it up to date
+    lock_outdir
 
     ensure_apt_lists
     if ! resolve_kernel; then

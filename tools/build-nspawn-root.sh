@@ -73,10 +73,7 @@ main() {
         have "$tool" || die "$tool is required"
     done
     [[ $EUID -eq 0 ]] || die "debootstrap needs root"
-    mkdir -p "$OUTDIR"
-    OUTDIR=$(cd "$OUTDIR" && pwd)
-    exec 9>"$OUTDIR/.lock"
-    flock 9 # one build per OUTDIR at a time; the second one then finds it up to date
+    lock_outdir
 
     local start=$EPOCHREALTIME
     MIRROR=${QI_NSPAWN_ROOT_MIRROR:-$(apt_debian_mirror)}

@@ -42,6 +42,15 @@ ensure_apt_lists() {
 }
 
 # The value of KEY in OUTDIR/manifest (KEY=value lines), empty when there is none.
+# Make OUTDIR, make it absolute, and hold its lock on fd 9 for the rest of the build: one build per OUTDIR at a
+# time, and the second one then finds it up to date.
+lock_outdir() {
+    mkdir -p "$OUTDIR"
+    OUTDIR=$(cd "$OUTDIR" && pwd)
+    exec 9>"$OUTDIR/.lock"
+    flock 9
+}
+
 manifest_get() {
     [[ -f $OUTDIR/manifest ]] || return 0
     sed -n "s/^$1=//p" "$OUTDIR/manifest" | head -n1
