@@ -186,12 +186,16 @@ def read_appended(path: str, offset: int, identity: tuple[int, int] | None, what
         os.close(fd)
 
 
-def atomic_write(path, text, mode=0o644):
+def atomic_write(path, text, mode=0o644, durable=True):
     """Replace `path` with `text` (str, written as UTF-8, or bytes): temp file in the same directory, fsync, rename, fsync dir.
 
     The temp file is 0600 from its creation (mkstemp) until chmod to `mode` just before the rename, so a secret
     written with mode 0600 is never readable by others. On any failure the old file is untouched and the temp
     file removed.
+
+    durable=False leaves out both fsyncs (readers still see the old file or the new one, never a part): for the
+    run-time records of a process (launch record, links.json), which a crash of the host takes with it and which
+    live under /run, a tmpfs on most hosts. Two fsyncs cost ~2 ms on a disk; a VM's start writes two records.
     """
     directory = os.path.dirname(path) or "."
     try:
@@ -202,7 +206,8 @@ def atomic_write(path, text, mode=0o644):
         with os.fdopen(fd, "wb") as handle:
             handle.write(text.encode("utf-8") if isinstance(text, str) else text)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.rename(tmp, path)
     except BaseException as exc:
@@ -211,6 +216,8 @@ def atomic_write(path, text, mode=0o644):
         if isinstance(exc, OSError):
             raise QemuInitError("writing %s failed: %s" % (path, exc.strerror or exc)) from exc
         raise
+    if not durable:
+        return
     with contextlib.suppress(OSError):
         dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         try:

@@ -327,7 +327,7 @@ class VmManager(VmInventory):
                 os.chmod(socket_path, 0o600)
         digest = hashlib.sha256((record.cfg_text or "").encode("utf-8")).hexdigest()
         atomic_write(run.launch_record, json.dumps(dict(argv=argv, cfg_sha256=digest, netns=record.spec.netns,
-                                                        started=time.time()), indent=1) + "\n", mode=0o600)
+                                                        started=time.time()), indent=1) + "\n", mode=0o600, durable=False)
         self.probe(record)
         if not record.running:
             raise QemuInitError("VM %s: qemu exited right after starting; see %s" % (record.name, serial))
@@ -363,7 +363,7 @@ class VmManager(VmInventory):
         known = record.made_links()
         taps = sorted(set(known.get("taps", [])) | set(made_taps))
         atomic_write(os.path.join(record.run.dir, "links.json"),
-                     json.dumps(dict(netns=record.spec.netns, taps=taps)) + "\n", mode=0o600)
+                     json.dumps(dict(netns=record.spec.netns, taps=taps)) + "\n", mode=0o600, durable=False)
 
     # --- stopping ------------------------------------------------------------------------
     def stop(self, records, timeout, force):

@@ -122,3 +122,25 @@ def test_read_appended_follows_growth_truncation_and_replacement(tmp_path):
     os.replace(str(other), str(path))  # another file, longer than the offset: still read from its start
     data, offset, new_identity = read_appended(str(path), 2, identity)
     assert (data, offset) == (b"0123456789", 10) and new_identity != identity
+
+
+@pytest.mark.parametrize("durable, syncs", [(True, 2), (False, 0)])
+def test_atomic_write_syncs_only_what_must_survive_a_crash(tmp_path, monkeypatch, durable, syncs):
+    """A durable write syncs the file and its directory; a run-time record (durable=False) neither. Both replace
+    the file in one rename, with the mode asked for, and leave no temp file. os.fsync is watched, not replaced."""
+    synced = []
+    real_fsync = os.fsync
+
+    def watched(fd):
+        synced.append(fd)
+        return real_fsync(fd)
+
+    monkeypatch.setattr(_files.os, "fsync", watched)
+    path = tmp_path / "launch.json"
+    path.write_text("old\n")
+    inode = path.stat().st_ino
+    _files.atomic_write(str(path), "new\n", mode=0o600, durable=durable)
+    assert path.read_text() == "new\n" and path.stat().st_ino != inode
+    assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+    assert os.listdir(str(tmp_path)) == ["launch.json"]
+    assert len(synced) == syncs
