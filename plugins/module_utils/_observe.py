@@ -17,7 +17,6 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import cfg_p
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import PROBE_PARALLEL, QMP_TIMEOUT, each
 from ansible_collections.qemu_init.qemu.plugins.module_utils._process import proc_cmdline
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import observer_socket
-from ansible_collections.qemu_init.qemu.plugins.module_utils._qga import guest_facts
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import describe_nics
@@ -67,6 +66,9 @@ def _guest(record):
     channel, is not running, or its agent does not answer in time."""
     if not record.running or record.spec is None or not record.spec.guest_agent:
         return None
+    # lazy: only VMs with an agent channel
+    from ansible_collections.qemu_init.qemu.plugins.module_utils._qga import guest_facts
+
     return guest_facts(record.run.qga, GUEST_TIMEOUT)
 
 

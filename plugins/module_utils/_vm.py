@@ -28,7 +28,6 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import fir
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.context import DeviceContext
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic import backend_of
 from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import VmInventory, VmRecord
-from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand, plan_bridge, plan_tap
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import cfg_path
 from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import Launchable, launch_waves
 from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import ListeningPorts
@@ -45,9 +44,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._process import (
     read_pidfile,
 )
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu import observer_socket
-from ansible_collections.qemu_init.qemu.plugins.module_utils._qga import GuestAgent, QgaError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import QmpClient, QmpClosed, QmpConnectError, QmpTimeout
-from ansible_collections.qemu_init.qemu.plugins.module_utils._ready import Target, failure_message, wait_ready
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import atomic_write, ports_info
 
 # A power-button press that arrives before the guest's ACPI handler is up is lost (measured with
@@ -211,6 +208,9 @@ class VmManager(VmInventory):
         Returns {vm name: [links created for it]} so that a failed launch or `absent` removes
         exactly what we made, never a tap or bridge the operator made.
         """
+        # lazy: only a start makes links
+        from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand, plan_bridge, plan_tap
+
         made: dict[str, list[str]] = {}
         by_netns: dict[str | None, list[VmRecord]] = {}
         for record in records:
@@ -266,6 +266,9 @@ class VmManager(VmInventory):
     def _remove_links(self, netns, taps):
         if not taps:
             return
+        # lazy: only a removal deletes links
+        from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand
+
         ip = IpCommand(self.module, netns)
         links = ip.links()
         doomed = [tap for tap in taps if links.get(tap, {}).get("kind") in ("tap", "tun")]
@@ -610,6 +613,9 @@ class _Stopping:
         handler is missing or stuck may still run its agent. An agent that does not answer is left for quit."""
         if not self.has_agent():
             return
+        # lazy: only guests with an agent
+        from ansible_collections.qemu_init.qemu.plugins.module_utils._qga import GuestAgent, QgaError
+
         try:
             with GuestAgent(self.record.run.qga, AGENT_TIMEOUT) as agent:
                 agent.shutdown()
@@ -807,6 +813,9 @@ def check_waitable(name, spec, wait_for, pattern):
 
 def ready_target(record, wait_for, pattern, started=None):
     """The _ready.Target of a running VM for wait_for (check_waitable first)."""
+    # lazy: only calls that wait load the readiness checks
+    from ansible_collections.qemu_init.qemu.plugins.module_utils._ready import Target
+
     spec = record.spec
     check_waitable(record.name, spec, wait_for, pattern)
 
@@ -829,6 +838,8 @@ def wait_until_ready(records, wait_for, timeout, pattern, results):
     """Wait for the running records (_ready.wait_ready), all in parallel under one timeout, and merge each VM's
     readiness (readiness_keys) into results[name]. Raises QemuInitError naming the VMs not ready (they keep
     running); their results are merged first."""
+    from ansible_collections.qemu_init.qemu.plugins.module_utils._ready import failure_message, wait_ready
+
     targets = [ready_target(r, wait_for, pattern) for r in records if r.running]
     ready = wait_ready(targets, timeout) if targets else {}
     for name, facts in ready.items():

@@ -24,7 +24,6 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
     restart_required,
 )
 from ansible_collections.qemu_init.qemu.plugins.module_utils._process import is_live_qemu, read_pidfile
-from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu_help import QemuDevices
 from ansible_collections.qemu_init.qemu.plugins.module_utils._registry import Registry, atomic_write, ports_info
 from ansible_collections.qemu_init.qemu.plugins.module_utils._validate import check_short_name, check_vm_name
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import describe_nics, from_params, parse_cfg_text, read_cfg_text
@@ -333,6 +332,9 @@ class VmConfig:
         self._models_checked.add(spec.name)
         if not spec.nics:
             return
+        # lazy: an idempotent run asks QEMU nothing
+        from ansible_collections.qemu_init.qemu.plugins.module_utils._qemu_help import QemuDevices
+
         if self._devices is None:
             binary = self.module.get_bin_path(self.params["qemu_binary"], required=False)
             self._devices = QemuDevices(self.module, binary) if binary else False
