@@ -17,10 +17,9 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import DEFAULT_STATE_DIR, ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import CFG_SUFFIX, RunPaths, StatePaths, cfg_path, vms_dir
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
-    PROBE_PARALLEL,
-    each,
     kvm_check_once,
     probe,
+    probe_many,
     read_json,
     restart_required,
 )
@@ -140,10 +139,10 @@ class VmInventory:
             elif need_cfg:
                 raise QemuInitError("VM %s has no cfg file (%s); create it with qemu_init.qemu.vm_config" % (name, path))
             records.append(VmRecord(name, entry, spec, text, RunPaths(self.run_dir, name), StatePaths(self.state_dir, name)))
-        # A probe mostly waits for its QEMU's QMP answers: many VMs are probed side by side.
-        for _record, _result, error in each(self.probe, records, PROBE_PARALLEL):
-            if error is not None:
-                raise error
+        # A probe mostly waits for its QEMU's QMP answers: all VMs are asked at once.
+        probed = probe_many([(r.name, r.run) for r in records])
+        for record, (pid, running, status) in zip(records, probed):
+            record.pid, record.running, record.status = pid, running, status
         return records
 
     def probe(self, record):

@@ -17,10 +17,8 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import fir
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths, StatePaths, cfg_path, vms_dir
 from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import ListeningPorts
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
-    PROBE_PARALLEL,
-    each,
     kvm_check_once,
-    probe,
+    probe_many,
     restart_required,
 )
 from ansible_collections.qemu_init.qemu.plugins.module_utils._process import is_live_qemu, read_pidfile
@@ -228,24 +226,19 @@ class VmConfig:
 
     def report_runtime(self, changes):
         """Add running, pid and restart_required to each change's result, probed as the vm module probes
-        (_probe.probe), side by side. restart_required compares the VM's launch record with the arguments the
+        (_probe.probe_many), all at once. restart_required compares the VM's launch record with the arguments the
         cfg gives after this call (in check mode: would give), as `vm state=present` would then; a VM whose cfg
         is removed has none."""
         kvm_check = kvm_check_once()
-
-        def runtime(change):
-            run = RunPaths(self.run_dir, change.name)
-            pid, running, _status = probe(change.name, run, status=False)  # the run status is not reported here
+        runs = [RunPaths(self.run_dir, change.name) for change in changes]
+        # The run status is not reported here.
+        probed = probe_many([(change.name, run) for change, run in zip(changes, runs)], status=False)
+        for change, run, (pid, running, _status) in zip(changes, runs, probed):
             required = False
             if running and change.after is not None:
                 required = restart_required(run, change.spec_after, change.ports, change.entry.short_name, kvm_check,
                                             StatePaths(self.state_dir, change.name))
-            return dict(running=running, pid=pid, restart_required=required)
-
-        for change, facts, exc in each(runtime, changes, PROBE_PARALLEL):
-            if exc is not None:
-                raise exc
-            change.result.update(facts)
+            change.result.update(running=running, pid=pid, restart_required=required)
 
     def cfg_exists(self, change):
         """Does the VM's cfg file exist once this call is done? (In check mode: as it was.)"""

@@ -22,6 +22,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._qmp import (
     QmpConnectError,
     QmpError,
     QmpTimeout,
+    pipeline_many,
 )
 
 QEMU = shutil.which("qemu-system-x86_64")
@@ -311,3 +312,54 @@ def test_garbage_line_is_reported(scripted):
     with pytest.raises(QemuInitError) as info:
         qmp.wait_event("X", timeout=5)
     assert "unparsable" in str(info.value)
+
+
+# -- pipeline_many: many QEMUs asked at once ---------------------------------------------
+
+@needs_qemu
+def test_pipeline_many_answers_each_in_order_and_reports_each_failure(short_dir):
+    """Three real QEMUs, asked two at a time (limit=2), between a missing socket, a refused one, a monitor another
+    client holds (no greeting: a timeout), a server that hangs up and a command QEMU refuses: each job gets its own
+    outcome, in the order of the jobs, and a failure ends only its own job."""
+    procs, socks = [], []
+    for i in range(3):
+        directory = os.path.join(short_dir, "vm%d" % i)
+        os.mkdir(directory)
+        proc, sock = start_qemu(directory, "-name", "vm%d" % i)
+        procs.append(proc)
+        socks.append(sock)
+    refused = os.path.join(short_dir, "dead.sock")
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(refused)
+    dead.close()
+    hangup = os.path.join(short_dir, "hangup.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(hangup)
+    server.listen(1)
+    closer = threading.Thread(target=lambda: server.accept()[0].close())
+    closer.start()
+    holder = QmpClient(socks[2], timeout=5)  # vm2's only monitor is taken
+    try:
+        queries = ["qmp_capabilities", "query-name"]
+        started = time.monotonic()
+        out = pipeline_many([(socks[0], queries), (os.path.join(short_dir, "absent.sock"), queries), (socks[1], queries),
+                             (refused, queries), (socks[2], queries), (hangup, queries),
+                             (socks[0], ["qmp_capabilities", "no-such-command"])], timeout=0.5, limit=2)
+        assert time.monotonic() - started < 3
+    finally:
+        holder.close()
+        closer.join(5)
+        server.close()
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    assert out[0] == [{}, {"name": "vm0"}] and out[2] == [{}, {"name": "vm1"}]
+    assert isinstance(out[1], QmpConnectError) and "absent.sock" in out[1].msg
+    assert isinstance(out[3], QmpConnectError) and "refused" in out[3].msg
+    assert isinstance(out[4], QmpTimeout) and "no QMP greeting" in out[4].msg and socks[2] in out[4].msg
+    assert isinstance(out[5], QmpClosed) and hangup in out[5].msg
+    assert isinstance(out[6], QmpError) and out[6].error_class == "CommandNotFound"
+
+
+def test_pipeline_many_of_nothing():
+    assert pipeline_many([]) == []
