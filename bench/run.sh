@@ -170,11 +170,15 @@ unnetns() {
     ip netns del "$1"
 }
 
-# play PLAYBOOK DIR NETNS [ansible-playbook args...]: a fleet play on DIR/NETNS (fleet.yml's extra vars).
+# play PLAYBOOK DIR NETNS [ansible-playbook args...]: a fleet play on DIR/NETNS (fleet.yml's extra vars); fleet.yml is
+# fleet_modules.yml (the same fleet without the role) for a commit without the role.
 play() {
     local playbook="$1" dir="$2" ns="$3"
     shift 3
-    ansible-playbook -i localhost, "$bench/$playbook" -e fleet_dir="$dir" -e fleet_ns="$ns" -e fleet_role="$role" "$@"
+    if [[ "$playbook" == fleet.yml && "$role" != true ]]; then
+        playbook=fleet_modules.yml
+    fi
+    ansible-playbook -i localhost, "$bench/$playbook" -e fleet_dir="$dir" -e fleet_ns="$ns" "$@"
 }
 
 # timed ROUND KEY COMMAND...: run it, log to $scratch/KEY.log, append "ROUND KEY SECONDS" to the results; its
