@@ -11,7 +11,7 @@
 #      `sphinx-build -W --keep-going` (every warning fails the build).
 #   4. Each guide's page must show the same text as its Markdown (md2rst.py --compare-html).
 # Offline: Sphinx's intersphinx would download docs.ansible.com's inventory for the links the
-# generated pages make to Ansible's own docs (common return values, configuration settings). It
+# generated pages make to Ansible's own docs (common return values, configuration settings, action plugins). It
 # reads a small local inventory instead (ANSIBLE_REFS below), so those links still go to
 # docs.ansible.com; a new reference to Ansible's docs fails the build until it is added there.
 #
@@ -29,6 +29,7 @@ ANSIBLE_DOCS_URL="https://docs.ansible.com/projects/ansible/devel/"
 ANSIBLE_REFS="
 common_return_values	reference_appendices/common_return_values.html#common-return-values	Return Values
 ansible_configuration_settings	reference_appendices/config.html#ansible-configuration-settings	Ansible Configuration Settings
+action_plugins	plugins/action.html#action-plugins	Action Plugins
 "
 
 if [[ "${QI_DOCS_SKIP_BOOTSTRAP:-}" != 1 ]]; then

@@ -336,7 +336,12 @@ def test_pipeline_many_answers_each_in_order_and_reports_each_failure(short_dir)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(hangup)
     server.listen(1)
-    closer = threading.Thread(target=lambda: server.accept()[0].close())
+
+    def hang_up():
+        conn, _address = server.accept()
+        conn.close()
+
+    closer = threading.Thread(target=hang_up)
     closer.start()
     holder = QmpClient(socks[2], timeout=5)  # vm2's only monitor is taken
     try:
