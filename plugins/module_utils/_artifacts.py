@@ -15,7 +15,8 @@ import json
 import os
 import typing as t
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils import _disk_plan, _seed
+# _disk_plan and _seed are imported by the methods that use them: a VM with no disk to make and no cloud-init
+# loads neither (tests/unit/plugins/modules/test_lazy_imports.py).
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import vnc
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.disk import default_format
@@ -38,6 +39,8 @@ class SeedArtifact:
     names, sizes, digests and the instance-id only."""
 
     def __init__(self, name, path, seed):
+        from ansible_collections.qemu_init.qemu.plugins.module_utils import _seed
+
         self.name = name
         self.path = path
         self.seed = seed
@@ -45,11 +48,15 @@ class SeedArtifact:
         self.changed = _seed.seed_changed(path, seed, name)
 
     def diff(self):
+        from ansible_collections.qemu_init.qemu.plugins.module_utils import _seed
+
         before = "" if self.before is None else "cloud-init seed (%d bytes, content not shown)\n" % len(self.before)
         after = "cloud-init seed: %s\n" % json.dumps(_seed.describe_seed(self.seed), sort_keys=True)
         return dict(before_header=self.path, after_header=self.path, before=before, after=after)
 
     def apply(self):
+        from ansible_collections.qemu_init.qemu.plugins.module_utils import _seed
+
         _state_dir_ready(self.path)
         _seed.write_seed(self.path, self.seed, self.name)
 
@@ -108,6 +115,8 @@ class DiskArtifact:
         self.created = False
 
     def describe(self):
+        from ansible_collections.qemu_init.qemu.plugins.module_utils import _disk_plan
+
         plan = self.plan
         if plan.action == _disk_plan.CREATE_OVERLAY:
             return "qcow2 overlay on %s (%s), %s" % (plan.base, plan.base_format, _disk_plan.human_size(plan.size or 0))
@@ -119,11 +128,15 @@ class DiskArtifact:
         return "unchanged"
 
     def diff(self):
+        from ansible_collections.qemu_init.qemu.plugins.module_utils import _disk_plan
+
         plan = self.plan
         before = "" if plan.current_size is None else "%s disk, %s\n" % (plan.format, _disk_plan.human_size(plan.current_size))
         return dict(before_header=plan.file, after_header=plan.file, before=before, after=self.describe() + "\n")
 
     def apply(self):
+        from ansible_collections.qemu_init.qemu.plugins.module_utils import _disk_plan
+
         if self.plan.action in (_disk_plan.CREATE_OVERLAY, _disk_plan.CREATE_BLANK):
             _state_dir_ready(self.state.made)
             # Noted before it exists: a run killed right after creating it still leaves it to remove_disks.
@@ -191,6 +204,8 @@ class HostSide:
         artifacts += self._vnc_password(values, state, before_spec)
         cloud_init = values.pop("cloud_init", None)
         if cloud_init:
+            from ansible_collections.qemu_init.qemu.plugins.module_utils import _seed
+
             seed = _seed.build_seed(cloud_init, name)
             values["cidata"] = state.seed
             values["cidata_id"] = seed.instance_id
@@ -216,6 +231,8 @@ class HostSide:
         return [artifact] if artifact.changed else []
 
     def _disks(self, values, name, state, before_spec):
+        from ansible_collections.qemu_init.qemu.plugins.module_utils import _disk_plan
+
         now = before_spec()
         known = dict((d.file, d.format) for d in (now.disks if now else []))
         running = None
@@ -271,11 +288,15 @@ class HostSide:
                 continue
             if self._img is None and not self.module.get_bin_path("qemu-img"):
                 return
+            from ansible_collections.qemu_init.qemu.plugins.module_utils import _disk_plan
+
             state = _disk_plan.read_state(self.img(), disk.file, disk.format)
             if state.problem:
                 raise ParameterError("disks[%d].file" % i, "%s: %s" % (disk.file, state.problem))
 
     def _read_format(self, path, param):
+        from ansible_collections.qemu_init.qemu.plugins.module_utils import _disk_plan
+
         found = _disk_plan.read_state(self.img(), path)
         if found.problem or not found.chain:
             raise ParameterError(param + ".file", "%s: %s" % (path, found.problem or "not a disk image"))
@@ -325,6 +346,8 @@ def _is_disk(path, state):
 
 def check_no_shared_writable_disks(uses):
     """QemuInitError when two VMs would write one disk ({vm: [(realpath, readonly)]})."""
+    from ansible_collections.qemu_init.qemu.plugins.module_utils import _disk_plan
+
     clashes = _disk_plan.find_disk_clashes(uses)
     if clashes:
         raise QemuInitError("; ".join(clashes))

@@ -9,7 +9,6 @@ machinery (bridges, taps, launches, the stop ladder) in its payload.
 
 from __future__ import annotations
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils import _swtpm
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices import vnc as vnc_kind
 from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import VmInventory, name_list
@@ -57,6 +56,8 @@ def _tpm(record):
     crashed) runs on with a TPM that fails every command: restart it (docs/faults.md)."""
     if record.spec is None or not record.spec.tpm:
         return None
+    from ansible_collections.qemu_init.qemu.plugins.module_utils import _swtpm
+
     pid = _swtpm.live_pid(_swtpm.tpm_paths(record.state.root, record.run.root, record.name))
     return dict(running=pid is not None, pid=pid)
 

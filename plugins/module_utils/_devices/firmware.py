@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 
-from ansible_collections.qemu_init.qemu.plugins.module_utils import _firmware
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.qemu_opts import esc
 
@@ -27,8 +26,12 @@ def build(spec, firmware, secure_boot, where):
         raise ParameterError(where("firmware"), "%r is not one of %s" % (firmware, ", ".join(FIRMWARES)))
     if secure_boot and firmware != "uefi":
         raise ParameterError(where("secure_boot"), "secure boot needs firmware: uefi")
-    if secure_boot and spec.machine and not _firmware.is_q35(spec.machine):
-        raise ParameterError(where("secure_boot"), "secure boot needs a q35 machine (SMM), not %s" % spec.machine)
+    if secure_boot and spec.machine:
+        # The OVMF descriptor search is imported for UEFI VMs only (test_lazy_imports.py).
+        from ansible_collections.qemu_init.qemu.plugins.module_utils import _firmware
+
+        if not _firmware.is_q35(spec.machine):
+            raise ParameterError(where("secure_boot"), "secure boot needs a q35 machine (SMM), not %s" % spec.machine)
     spec.firmware = firmware
     spec.secure_boot = bool(secure_boot)
 
@@ -52,6 +55,8 @@ def machine(spec):
 
 def select(spec):
     """The OVMF build for spec (a clear error naming the packages when none is installed)."""
+    from ansible_collections.qemu_init.qemu.plugins.module_utils import _firmware
+
     return _firmware.select(spec.machine or (SECURE_BOOT_MACHINE if spec.secure_boot else None), spec.secure_boot)
 
 

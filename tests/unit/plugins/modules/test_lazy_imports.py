@@ -1,8 +1,8 @@
 # Copyright (c) qemu_init.qemu contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A module loads only what it uses: what only making links, waiting for guests, talking to a guest agent or asking
-QEMU for its devices needs is imported where it is used, so that an idempotent run of the fleet modules does not
+"""A module loads only what it uses: what only making links, waiting for guests, talking to a guest agent, asking
+QEMU for its devices, making disks, cloud-init, TPMs or UEFI need is imported where it is used, so that an idempotent run of the fleet modules does not
 compile it (AnsiballZ imports our module_utils from the payload's zip, from source: ~0.5 ms per KiB)."""
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import sys
 import pytest
 
 MU = "ansible_collections.qemu_init.qemu.plugins.module_utils."
-# Loaded by a start (_iproute), a removal (_iproute), a wait (_ready, and through it _qga), an agent stop (_qga) or a
-# cfg that changes (_qemu_help); none of it by loading a module.
-LAZY = ("_iproute", "_qga", "_ready", "_qemu_help")
+# Loaded by a start (_iproute), a removal (_iproute), a wait (_ready, and through it _qga), an agent stop (_qga), a
+# cfg that changes (_qemu_help), a disk to make (_disk_plan), cloud-init (_seed, _fat), a TPM (_swtpm) or UEFI
+# (_firmware); none of it by loading a module.
+LAZY = ("_iproute", "_qga", "_ready", "_qemu_help", "_disk_plan", "_seed", "_fat", "_swtpm", "_firmware")
 
 
 @pytest.mark.parametrize("module", ["vms", "vm", "vm_config", "vm_info"])
