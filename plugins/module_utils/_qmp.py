@@ -79,6 +79,42 @@ def _results(ids: list[tuple[str, str]], replies: t.Mapping[str, Message | None]
     return results
 
 
+def _connect(path: str, timeout: float) -> socket.socket:
+    """A socket connected to the QMP socket at path (blocking, with `timeout`); QmpConnectError otherwise."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(path)
+    except OSError as err:  # missing file, refused (QEMU gone), not a socket, path too long...
+        sock.close()
+        raise QmpConnectError("cannot connect to QMP socket %s: %s" % (path, err.strerror or err)) from err
+    return sock
+
+
+def _decode(path: str, line: bytes) -> Message:
+    try:
+        return json.loads(line.decode("utf-8"))
+    except ValueError as err:
+        raise QemuInitError("unparsable QMP message on %s: %s" % (path, err), line=repr(line)) from err
+
+
+def _closed(path: str, greeted: bool) -> QmpClosed:
+    if not greeted:
+        return QmpClosed("QMP socket %s closed before the greeting" % path)
+    return QmpClosed("QMP connection %s closed (QEMU exited?)" % path)
+
+
+def _no_greeting(path: str, timeout: float) -> QmpTimeout:
+    # QEMU serves one QMP client at a time; the kernel still accepts the connection into the backlog, so a busy
+    # monitor looks like silence.
+    return QmpTimeout("no QMP greeting on %s within %.1f s (is another client connected?)" % (path, timeout))
+
+
+def _no_reply(ids: list[tuple[str, str]], timeout: float, path: str) -> QmpTimeout:
+    names = ", ".join(name for _id, name in ids)
+    return QmpTimeout("QMP command %s: no reply within %.1f s on %s" % (names, timeout, path))
+
+
 class QmpClient:
     """One QMP session: connect, read the greeting, negotiate capabilities.
 
@@ -96,24 +132,15 @@ class QmpClient:
         self._next_id = 0
         self._pending: dict[str, Message | None] = {}  # request id -> its reply, once it came
         deadline = time.monotonic() + timeout
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            self._sock.settimeout(timeout)
-            self._sock.connect(path)
-        except OSError as err:  # missing file, refused (QEMU gone), not a socket, path too long...
-            self._sock.close()
-            raise QmpConnectError("cannot connect to QMP socket %s: %s" % (path, err.strerror or err)) from err
+        self._sock = _connect(path, timeout)
         self._poller = select.poll()
         self._poller.register(self._sock, select.POLLIN)
         try:
             while self.greeting is None:
                 if not self._receive(deadline - time.monotonic()):
-                    # QEMU serves one QMP client at a time; the kernel still accepts the
-                    # connection into the backlog, so a busy monitor looks like silence.
-                    raise QmpTimeout("no QMP greeting on %s within %.1f s (is another client connected?)"
-                                     % (path, timeout))
+                    raise _no_greeting(path, timeout)
                 if self.closed:
-                    raise QmpClosed("QMP socket %s closed before the greeting" % path)
+                    raise _closed(path, greeted=False)
             if negotiate:
                 self.command("qmp_capabilities", timeout=max(deadline - time.monotonic(), 0))
         except BaseException:
@@ -156,14 +183,10 @@ class QmpClient:
                 break  # a partial line stays buffered until the rest arrives
             self._buf = rest
             if line.strip():
-                self._dispatch(line)
+                self._dispatch(_decode(self.path, line))
         return True
 
-    def _dispatch(self, line: bytes) -> None:
-        try:
-            msg = json.loads(line.decode("utf-8"))
-        except ValueError as err:
-            raise QemuInitError("unparsable QMP message on %s: %s" % (self.path, err), line=repr(line)) from err
+    def _dispatch(self, msg: Message) -> None:
         if "event" in msg:
             self._events.append(msg)
         elif "QMP" in msg:
@@ -173,7 +196,7 @@ class QmpClient:
         # Anything else is a late reply to a command that timed out: its caller gave up.
 
     def _closed_error(self) -> QmpClosed:
-        return QmpClosed("QMP connection %s closed (QEMU exited?)" % self.path)
+        return _closed(self.path, greeted=True)
 
     # -- commands ----------------------------------------------------------------------
 
@@ -191,7 +214,6 @@ class QmpClient:
         deadline = time.monotonic() + timeout
         ids, data = _requests(commands, self._next_id)
         self._next_id += len(ids)
-        names = ", ".join(name for _id, name in ids)
         self._pending = dict((request_id, None) for request_id, _name in ids)
         try:
             self._sock.settimeout(max(timeout, 0.001))
@@ -200,13 +222,14 @@ class QmpClient:
             self.closed = True
             raise self._closed_error() from err
         except socket.timeout as err:
+            names = ", ".join(name for _id, name in ids)
             raise QmpTimeout("QMP command %s: could not send within %.1f s" % (names, timeout)) from err
         try:
             while any(reply is None for reply in self._pending.values()):
                 if self.closed:
                     raise self._closed_error()
                 if not self._receive(deadline - time.monotonic()):
-                    raise QmpTimeout("QMP command %s: no reply within %.1f s on %s" % (names, timeout, self.path))
+                    raise _no_reply(ids, timeout, self.path)
             replies = self._pending
         finally:
             self._pending = {}
@@ -270,19 +293,13 @@ class _Exchange:
         self.replies: dict[str, Message | None] = dict((request_id, None) for request_id, _name in self.ids)
         self.greeted = False
         self.buf = b""
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            self.sock.settimeout(timeout)
-            self.sock.connect(path)
-        except OSError as err:
-            self.sock.close()
-            raise QmpConnectError("cannot connect to QMP socket %s: %s" % (path, err.strerror or err)) from err
+        self.sock = _connect(path, timeout)
         try:
             # QEMU reads them once it has sent its greeting: one write, no round trip for the greeting.
             self.sock.sendall(data)
         except OSError as err:
             self.sock.close()
-            raise QmpClosed("QMP socket %s closed before the greeting" % path) from err
+            raise _closed(path, greeted=False) from err
         self.sock.setblocking(False)
 
     def receive(self) -> bool:
@@ -294,17 +311,12 @@ class _Exchange:
         except ConnectionResetError:
             data = b""
         if not data:
-            raise QmpClosed("QMP socket %s closed before the greeting" % self.path if not self.greeted
-                            else "QMP connection %s closed (QEMU exited?)" % self.path)
-        self.buf += data
-        *lines, self.buf = self.buf.split(b"\n")
+            raise _closed(self.path, self.greeted)
+        *lines, self.buf = (self.buf + data).split(b"\n")  # a partial last line waits for the rest
         for line in lines:
             if not line.strip():
                 continue
-            try:
-                msg = json.loads(line.decode("utf-8"))
-            except ValueError as err:
-                raise QemuInitError("unparsable QMP message on %s: %s" % (self.path, err), line=repr(line)) from err
+            msg = _decode(self.path, line)
             if "QMP" in msg:
                 self.greeted = True
             elif msg.get("id") in self.replies and ("return" in msg or "error" in msg):
@@ -312,11 +324,7 @@ class _Exchange:
         return all(reply is not None for reply in self.replies.values())
 
     def timed_out(self) -> QmpTimeout:
-        if not self.greeted:
-            # QEMU serves one QMP client at a time; the kernel still accepts the connection into the backlog.
-            return QmpTimeout("no QMP greeting on %s within %.1f s (is another client connected?)" % (self.path, self.timeout))
-        names = ", ".join(name for _id, name in self.ids)
-        return QmpTimeout("QMP command %s: no reply within %.1f s on %s" % (names, self.timeout, self.path))
+        return _no_reply(self.ids, self.timeout, self.path) if self.greeted else _no_greeting(self.path, self.timeout)
 
 
 def pipeline_many(jobs: t.Sequence[tuple[str, t.Sequence[Command]]], timeout: float = DEFAULT_TIMEOUT,
