@@ -205,6 +205,8 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
+# _zipload first: the module_utils imported after it load from AnsiballZ's zip compiled once instead of twice.
+from ansible_collections.qemu_init.qemu.plugins.module_utils import _zipload  # noqa: F401  # pylint: disable=unused-import
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import common_argument_spec, run_module
 from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import (
     IpCommand,

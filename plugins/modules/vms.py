@@ -272,6 +272,8 @@ vms:
       sample: {host: 127.0.0.1, port: 22220}
 """
 
+# _zipload first: the module_utils imported after it load from AnsiballZ's zip compiled once instead of twice.
+from ansible_collections.qemu_init.qemu.plugins.module_utils import _zipload  # noqa: F401  # pylint: disable=unused-import
 from ansible_collections.qemu_init.qemu.plugins.module_utils._argspec import per_vm_argument_spec, secret_aware_module
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import common_argument_spec, run_module
 from ansible_collections.qemu_init.qemu.plugins.module_utils._fleet import Fleet
