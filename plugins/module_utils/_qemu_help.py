@@ -1,17 +1,31 @@
 # Copyright (c) qemu_init.qemu contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What a qemu-system binary says it supports (`-device help`)."""
+"""What a qemu-system binary says it supports (`-device help`), and the cache of it.
+
+Asking costs a QEMU start-up (~30 ms) on every call that writes a cfg with NICs. What a binary lists changes only
+when the binary does, so the NIC models are kept per binary in <state_dir>/.qemu-devices.json, under the binary's
+identity (device, inode, size, mtime and ctime of its real path), as libvirt keeps QEMU's capabilities: a new or
+rebuilt binary is asked again. (NIC models are built into QEMU, never in its loadable modules, so the modules are
+not part of the identity.) The cache is a hint: unreadable, damaged or of another format, it is asked around and
+rewritten. It is written only once the call's own changes are made (save(), never in check mode, never by a call
+that failed), and not at all where the state directory cannot be written.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import typing as t
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._files import atomic_write
 
 _NAME_RE = re.compile(r'^name "([^"]+)"(?:.*?, alias "([^"]+)")?')
 NETWORK_SECTION = "Network devices"
+DEVICE_CACHE = ".qemu-devices.json"  # in state_dir; not a VM name (those never start with a dot)
+CACHE_FORMAT = 1
 
 if t.TYPE_CHECKING:
     from ansible.module_utils.basic import AnsibleModule
@@ -32,28 +46,82 @@ def parse_device_help(text: str) -> dict[str, set[str]]:
     return sections
 
 
-class QemuDevices:
-    """The devices one qemu binary knows, asked once per module run."""
+def binary_identity(binary: str) -> tuple[str, list[int]] | None:
+    """(real path, [st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns]) of the binary, or None if it cannot be stat'ed."""
+    try:
+        path = os.path.realpath(binary)
+        st = os.stat(path)
+    except OSError:
+        return None
+    return path, [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
-    def __init__(self, module: AnsibleModule, binary: str) -> None:
+
+class QemuDevices:
+    """The devices one qemu binary knows, asked once per module run, or read from the cache in cache_dir."""
+
+    def __init__(self, module: AnsibleModule, binary: str, cache_dir: str | None = None) -> None:
         self.module = module
         self.binary = binary
-        self._sections: dict[str, set[str]] | None = None
+        self.cache_path = os.path.join(cache_dir, DEVICE_CACHE) if cache_dir else None
+        self._network: set[str] | None = None
+        self._unsaved: tuple[str, list[int]] | None = None  # the identity of a binary asked in this call
 
     def network_models(self) -> set[str]:
         """The names and aliases of the network devices (NIC models) the binary lists."""
-        if self._sections is None:
-            rc, out, err = self.module.run_command([self.binary, "-device", "help"], environ_update={"LC_ALL": "C"})
-            if rc != 0:
-                raise QemuInitError("qemu_binary: asking %s for its devices (-device help) failed: %s" % (self.binary, (err or out).strip()),
-                                    rc=rc, stderr=err)
-            sections = parse_device_help(out)
-            if not sections.get(NETWORK_SECTION):
-                # e.g. /bin/true: exits 0 and lists nothing. Not a QEMU system emulator, whatever the NIC model.
-                raise QemuInitError("qemu_binary: %s lists no network devices for -device help; is it a QEMU system emulator "
-                                    "(qemu-system-ARCH)?" % self.binary)
-            self._sections = sections
-        return self._sections[NETWORK_SECTION]
+        if self._network is None:
+            identity = binary_identity(self.binary) if self.cache_path else None
+            self._network = self._cached(identity)
+            if self._network is None:
+                self._network = self._ask()
+                self._unsaved = identity
+        return self._network
+
+    def _ask(self) -> set[str]:
+        rc, out, err = self.module.run_command([self.binary, "-device", "help"], environ_update={"LC_ALL": "C"})
+        if rc != 0:
+            raise QemuInitError("qemu_binary: asking %s for its devices (-device help) failed: %s" % (self.binary, (err or out).strip()),
+                                rc=rc, stderr=err)
+        network = parse_device_help(out).get(NETWORK_SECTION)
+        if not network:
+            # e.g. /bin/true: exits 0 and lists nothing. Not a QEMU system emulator, whatever the NIC model.
+            raise QemuInitError("qemu_binary: %s lists no network devices for -device help; is it a QEMU system emulator "
+                                "(qemu-system-ARCH)?" % self.binary)
+        return network
+
+    def _read_cache(self) -> dict[str, t.Any]:
+        try:
+            with open(t.cast(str, self.cache_path), encoding="utf-8") as f:
+                cache = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(cache, dict) or cache.get("format") != CACHE_FORMAT or not isinstance(cache.get("binaries"), dict):
+            return {}
+        return cache["binaries"]
+
+    def _cached(self, identity: tuple[str, list[int]] | None) -> set[str] | None:
+        if identity is None:
+            return None
+        entry = self._read_cache().get(identity[0])
+        if not isinstance(entry, dict) or entry.get("identity") != identity[1]:
+            return None
+        network = entry.get("network")
+        if not isinstance(network, list) or not network or not all(isinstance(n, str) for n in network):
+            return None
+        return set(network)
+
+    def save(self) -> None:
+        """Keep what QEMU was asked in this call in the cache, for the next calls (see the module's docstring)."""
+        identity, self._unsaved = self._unsaved, None
+        if identity is None or self._network is None:
+            return
+        binaries = self._read_cache()
+        binaries[identity[0]] = dict(identity=identity[1], network=sorted(self._network))
+        try:
+            os.makedirs(os.path.dirname(t.cast(str, self.cache_path)), mode=0o755, exist_ok=True)
+            atomic_write(t.cast(str, self.cache_path), json.dumps(dict(format=CACHE_FORMAT, binaries=binaries), indent=1, sort_keys=True) + "\n",
+                         mode=0o644, durable=False)
+        except (OSError, QemuInitError):
+            pass  # a hint only: the next call asks QEMU again
 
     def check_nic_models(self, spec: VmSpec, param_of_index: t.Callable[[int], str]) -> None:
         """ParameterError (named by param_of_index(i)) for the first NIC whose model the binary lacks."""

@@ -330,7 +330,7 @@ class VmConfig:
 
         if self._devices is None:
             binary = self.module.get_bin_path(self.params["qemu_binary"], required=False)
-            self._devices = QemuDevices(self.module, binary) if binary else False
+            self._devices = QemuDevices(self.module, binary, self.state_dir) if binary else False
         if isinstance(self._devices, QemuDevices):
             self._devices.check_nic_models(spec, lambda i: "nics[%d].model" % (i - 1))
 
@@ -345,6 +345,8 @@ class VmConfig:
         self._check_shared_disks(reg, changes)
         if not self.check_mode and any(c.changed for c in changes):
             self._apply(reg, changes)
+            if self._devices:
+                self._devices.save()  # QEMU's NIC models, once this call's own changes are made
         return changes
 
     def _check_shared_disks(self, reg, changes):

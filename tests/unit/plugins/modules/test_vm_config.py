@@ -15,10 +15,14 @@ import pytest
 from ansible_collections.qemu_init.qemu.plugins.module_utils import _vm_config as vm_config_utils
 from ansible_collections.qemu_init.qemu.tests.unit.plugins.vm_helpers import launch, manager, needs_qemu, run_vm_config as run
 
+# What a QEMU built with one NIC model lists (the 7.2 fixture cut down to its network section with e1000 alone).
+DEVICE_HELP_E1000_ONLY = 'Network devices:\nname "e1000", bus PCI, alias "e1000-82540em", desc "Intel Gigabit Ethernet"\n'
+
 
 @pytest.fixture
 def dirs(tmp_path):
-    return dict(config_dir=str(tmp_path / "etc"), run_dir=str(tmp_path / "run"))
+    # state_dir too: the unit tests never touch the host's /var/lib/qemu-init (where QEMU's NIC models are cached).
+    return dict(config_dir=str(tmp_path / "etc"), run_dir=str(tmp_path / "run"), state_dir=str(tmp_path / "state"))
 
 
 def test_check_apply_check_apply(dirs):
@@ -231,7 +235,68 @@ def test_qemu_is_asked_for_its_nic_models_only_when_a_cfg_changes(dirs):
     assert not failed and not again["changed"] and calls == []  # the idempotent run does not start QEMU
     vms[1]["nics"] = [dict(model="no-such-nic")]
     bad, failed, calls = run(dict(dirs, vms=vms))
-    assert failed and len(calls) == 1 and bad["msg"].startswith("vms[1].nics[0].model")
+    # Refused from the models the first run cached (test_nic_models_are_cached_per_binary): QEMU is not asked again.
+    assert failed and calls == [] and bad["msg"].startswith("vms[1].nics[0].model")
+
+
+def cache_of(dirs):
+    path = os.path.join(dirs["state_dir"], ".qemu-devices.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def test_nic_models_are_cached_per_binary(dirs, tmp_path):
+    binary = tmp_path / "qemu-system-x86_64"  # run_command is faked; the cache keys on the file's identity
+    binary.write_text("#!/bin/sh\n")
+    qemu = str(binary)
+    checked, failed, calls = run(dict(dirs, name="c1", nics=[dict(model="e1000")]), check_mode=True, qemu=qemu)
+    assert not failed and len(calls) == 1 and cache_of(dirs) is None  # check mode writes nothing, the cache neither
+    bad, failed, calls = run(dict(dirs, name="c1", nics=[dict(model="no-such-nic")]), qemu=qemu)
+    assert failed and len(calls) == 1 and not os.path.exists(dirs["state_dir"])  # a refused call leaves no trace
+    out, failed, calls = run(dict(dirs, name="c1", nics=[dict(model="e1000")]), qemu=qemu)
+    assert not failed and out["changed"] and len(calls) == 1
+    cache = cache_of(dirs)
+    st = os.stat(qemu)
+    entry = cache["binaries"][qemu]
+    assert cache["format"] == 1 and entry["identity"] == [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    assert {"e1000", "virtio-net-pci"} <= set(entry["network"]) and "virtio-blk-pci" not in entry["network"]
+    assert oct(os.stat(os.path.join(dirs["state_dir"], ".qemu-devices.json")).st_mode & 0o777) == "0o644"
+    # The next cfg to write (another VM, a changed NIC) is checked against the cache; a bad model still fails.
+    out, failed, calls = run(dict(dirs, name="c2", nics=[dict(model="virtio-net-pci")]), qemu=qemu)
+    assert not failed and out["changed"] and calls == []
+    bad, failed, calls = run(dict(dirs, name="c2", nics=[dict(model="no-such-nic")]), qemu=qemu)
+    assert failed and calls == [] and "no network device 'no-such-nic'" in bad["msg"]
+    # A rebuilt binary (new contents: new size and ctime) is asked again, with the answer it gives now.
+    binary.write_text("#!/bin/sh\n# 7.2.1\n")
+    narrow = DEVICE_HELP_E1000_ONLY
+    bad, failed, calls = run(dict(dirs, name="c3", nics=[dict(model="virtio-net-pci")]), qemu=qemu, device_help=narrow)
+    assert failed and len(calls) == 1 and "virtio-net-pci" in bad["msg"]
+    out, failed, calls = run(dict(dirs, name="c3", nics=[dict(model="e1000")]), qemu=qemu, device_help=narrow)
+    assert not failed and len(calls) == 1 and cache_of(dirs)["binaries"][qemu]["network"] == ["e1000", "e1000-82540em"]
+
+
+@pytest.mark.parametrize("damage", ["{not json", json.dumps(dict(format=99, binaries={})), json.dumps([1, 2]),
+                                    json.dumps(dict(format=1, binaries={"X": dict(identity=[], network=[])}))])
+def test_a_damaged_or_foreign_cache_is_asked_around_and_rewritten(dirs, tmp_path, damage):
+    binary = tmp_path / "qemu"
+    binary.write_text("")
+    os.makedirs(dirs["state_dir"])
+    with open(os.path.join(dirs["state_dir"], ".qemu-devices.json"), "w") as handle:
+        handle.write(damage.replace('"X"', json.dumps(str(binary))))
+    out, failed, calls = run(dict(dirs, name="d1", nics=[dict(model="e1000")]), qemu=str(binary))
+    assert not failed and len(calls) == 1 and cache_of(dirs)["binaries"][str(binary)]["network"]
+
+
+def test_an_unwritable_cache_does_not_fail_the_call(dirs, tmp_path):
+    os.makedirs(os.path.dirname(dirs["state_dir"]), exist_ok=True)
+    with open(dirs["state_dir"], "w") as handle:  # state_dir is a file: nothing can be written under it
+        handle.write("")
+    out, failed, calls = run(dict(dirs, name="u1", nics=[dict(model="e1000")]))
+    assert not failed and out["changed"] and len(calls) == 1
+    out, failed, calls = run(dict(dirs, name="u2", nics=[dict(model="e1000")]))
+    assert not failed and len(calls) == 1  # asked again: nothing was cached
 
 
 def test_a_binary_that_lists_no_network_devices_is_blamed_not_the_nic_model(dirs):

@@ -21,7 +21,8 @@ from ansible_collections.qemu_init.qemu.tests.unit.plugins.vm_helpers import (
 
 @pytest.fixture
 def dirs(tmp_path):
-    return dict(config_dir=str(tmp_path / "etc"), run_dir=str(tmp_path / "run"))
+    # state_dir too: the unit tests never touch the host's /var/lib/qemu-init (where QEMU's NIC models are cached).
+    return dict(config_dir=str(tmp_path / "etc"), run_dir=str(tmp_path / "run"), state_dir=str(tmp_path / "state"))
 
 
 def by_name(result):
