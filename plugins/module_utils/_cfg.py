@@ -136,6 +136,10 @@ class CfgFile:
             cfg.set(key, value)
         return cfg
 
+    def copy(self) -> CfgFile:
+        """An independent copy (what parse(render()) gives, without parsing)."""
+        return CfgFile(_Line(line.raw, line.key, line.value) for line in self._lines)
+
     def render(self) -> str:
         if not self._lines:
             return ""

@@ -225,7 +225,7 @@ class VmSpec:
         if existing is None:
             cfg = CfgFile.from_items(wanted, header=["qemu-init cfg for %s, managed by qemu_init.qemu.vm_config" % self.name])
             return cfg.render()
-        cfg = CfgFile.parse(existing.render())  # a copy: the caller's object stays as read
+        cfg = existing.copy()  # the caller's object stays as read
         wanted_keys = set(key for key, _value in wanted)
         cfg.retain(lambda key: key in wanted_keys or not is_managed_key(key))
         for key, value in wanted:

@@ -98,3 +98,14 @@ def test_delete_and_retain_keep_comments():
     text = cfg.render()
     assert "DSK2" not in text and "NIC1" not in text
     assert "# the root disk" in text and "# from the wiki page" in text
+
+
+def test_copy_is_what_parsing_the_rendered_text_gives_and_independent():
+    cfg = CfgFile.parse(HAND_WRITTEN)
+    copy = cfg.copy()
+    assert copy.render() == cfg.render() == CfgFile.parse(cfg.render()).render()
+    assert copy.items() == CfgFile.parse(cfg.render()).items()
+    copy.set("NAME", "other")
+    copy.delete("DSK2")
+    copy.set("NEW_KEY", "1")
+    assert cfg.render() == CfgFile.parse(HAND_WRITTEN).render()  # the original stays as read
