@@ -5,7 +5,7 @@
 
     python3 bench/fleet_vars.py COUNT NETNS > FILE.json
 
-Prints {"fleet_vms": [...]}: COUNT VMs qb101.. as bench/fleet.yml builds them with fleet_nic=tap,
+Prints {"qemu_vms": [...]} (the vms role's variable): COUNT VMs qb101.. as bench/fleet.yml builds them with fleet_nic=tap,
 fleet_paused=true, fleet_macs=indexed (64 MiB, TCG, -S, bridge qi-bbr in NETNS, two e1000 tap NICs with the
 explicit MACs DE:AD:BE:<nic>:<i / 256>:<i % 256> that bench/fleet.sh's MACS=indexed gives the script's QEMUs).
 Given as data, the list costs the play no templating: building 200 specs in Jinja, as fleet.yml otherwise
@@ -26,7 +26,7 @@ def main():
             "nics": [{"model": "e1000", "backend": "tap", "mac": "DE:AD:BE:%02X:%02X:%02X" % (nic, i // 256, i % 256)}
                      for nic in (1, 2)],
         })
-    json.dump({"fleet_vms": vms}, sys.stdout)
+    json.dump({"qemu_vms": vms}, sys.stdout)
     sys.stdout.write("\n")
 
 
