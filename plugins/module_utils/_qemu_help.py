@@ -20,7 +20,7 @@ import re
 import typing as t
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
-from ansible_collections.qemu_init.qemu.plugins.module_utils._files import atomic_write
+from ansible_collections.qemu_init.qemu.plugins.module_utils._files import atomic_write, read_json
 
 _NAME_RE = re.compile(r'^name "([^"]+)"(?:.*?, alias "([^"]+)")?')
 NETWORK_SECTION = "Network devices"
@@ -90,9 +90,8 @@ class QemuDevices:
 
     def _read_cache(self) -> dict[str, t.Any]:
         try:
-            with open(t.cast(str, self.cache_path), encoding="utf-8") as f:
-                cache = json.load(f)
-        except (OSError, ValueError):
+            cache = read_json(t.cast(str, self.cache_path), "NIC model cache")  # a FIFO there must not block us
+        except QemuInitError:  # not a regular file, not JSON: asked around, and replaced by save()
             return {}
         if not isinstance(cache, dict) or cache.get("format") != CACHE_FORMAT or not isinstance(cache.get("binaries"), dict):
             return {}

@@ -289,6 +289,15 @@ def test_a_damaged_or_foreign_cache_is_asked_around_and_rewritten(dirs, tmp_path
     assert not failed and len(calls) == 1 and cache_of(dirs)["binaries"][str(binary)]["network"]
 
 
+def test_a_fifo_in_the_cache_s_place_is_asked_around_not_waited_on(dirs, tmp_path):
+    binary = tmp_path / "qemu"
+    binary.write_text("")
+    os.makedirs(dirs["state_dir"])
+    os.mkfifo(os.path.join(dirs["state_dir"], ".qemu-devices.json"))  # opened plainly for reading, it would block
+    out, failed, calls = run(dict(dirs, name="f1", nics=[dict(model="e1000")]), qemu=str(binary))
+    assert not failed and len(calls) == 1 and cache_of(dirs)["binaries"][str(binary)]["network"]  # replaced by the file
+
+
 def test_an_unwritable_cache_does_not_fail_the_call(dirs, tmp_path):
     os.makedirs(os.path.dirname(dirs["state_dir"]), exist_ok=True)
     with open(dirs["state_dir"], "w") as handle:  # state_dir is a file: nothing can be written under it
