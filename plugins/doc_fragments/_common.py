@@ -18,6 +18,9 @@ options:
   run_dir:
     description:
       - Directory for runtime state, one sub-directory per VM (pidfile, QMP socket, serial log, launch record).
+      - It also holds C(.qemu-devices.json), the NIC models each QEMU binary lists for C(-device help), kept per
+        binary (its path, inode, size, mtime and ctime) so that a cfg change does not start QEMU to ask again; a new
+        or rebuilt binary is asked again, and removing the file is always safe.
     type: path
     default: /run/qemu-init
   state_dir:
@@ -25,9 +28,6 @@ options:
       - Directory for what must outlive a reboot, one sub-directory per VM; the collection keeps there the VM's
         UEFI variables, TPM state and cloud-init seed, and disks given by a relative file
         (O(qemu_init.qemu.vm_config#module:disks[].file)).
-      - It also holds C(.qemu-devices.json), the NIC models each QEMU binary lists for C(-device help), kept per
-        binary (its path, inode, size, mtime and ctime) so that a cfg change does not start QEMU to ask again; a new
-        or rebuilt binary is asked again, and removing the file is always safe.
       - Set it for all modules at once with C(module_defaults) and C(group/qemu_init.qemu.all).
     type: path
     default: /var/lib/qemu-init

@@ -4,12 +4,13 @@
 """What a qemu-system binary says it supports (`-device help`), and the cache of it.
 
 Asking costs a QEMU start-up (~30 ms) on every call that writes a cfg with NICs. What a binary lists changes only
-when the binary does, so the NIC models are kept per binary in <state_dir>/.qemu-devices.json, under the binary's
+when the binary does, so the NIC models are kept per binary in <run_dir>/.qemu-devices.json, under the binary's
 identity (device, inode, size, mtime and ctime of its real path), as libvirt keeps QEMU's capabilities: a new or
-rebuilt binary is asked again. (NIC models are built into QEMU, never in its loadable modules, so the modules are
+rebuilt binary is asked again. It is run-time data, not a VM's state: in run_dir (a tmpfs on most hosts), the first
+such call after a boot asks QEMU again. (NIC models are built into QEMU, never in its loadable modules, so the modules are
 not part of the identity.) The cache is a hint: unreadable, damaged or of another format, it is asked around and
 rewritten. It is written only once the call's own changes are made (save(), never in check mode, never by a call
-that failed), and not at all where the state directory cannot be written.
+that failed), and not at all where the run directory cannot be written.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._files import atomi
 
 _NAME_RE = re.compile(r'^name "([^"]+)"(?:.*?, alias "([^"]+)")?')
 NETWORK_SECTION = "Network devices"
-DEVICE_CACHE = ".qemu-devices.json"  # in state_dir; not a VM name (those never start with a dot)
+DEVICE_CACHE = ".qemu-devices.json"  # in run_dir; not a VM name (those never start with a dot)
 CACHE_FORMAT = 1
 
 if t.TYPE_CHECKING:

@@ -335,7 +335,7 @@ class VmConfig:
 
         if self._devices is None:
             binary = self.module.get_bin_path(self.params["qemu_binary"], required=False)
-            self._devices = QemuDevices(self.module, binary, self.state_dir) if binary else False
+            self._devices = QemuDevices(self.module, binary, self.run_dir) if binary else False
         if isinstance(self._devices, QemuDevices):
             self._devices.check_nic_models(spec, lambda i: "nics[%d].model" % (i - 1))
 

@@ -21,7 +21,7 @@ DEVICE_HELP_E1000_ONLY = 'Network devices:\nname "e1000", bus PCI, alias "e1000-
 
 @pytest.fixture
 def dirs(tmp_path):
-    # state_dir too: the unit tests never touch the host's /var/lib/qemu-init (where QEMU's NIC models are cached).
+    # state_dir too: the unit tests never touch the host's /var/lib/qemu-init.
     return dict(config_dir=str(tmp_path / "etc"), run_dir=str(tmp_path / "run"), state_dir=str(tmp_path / "state"))
 
 
@@ -240,7 +240,7 @@ def test_qemu_is_asked_for_its_nic_models_only_when_a_cfg_changes(dirs):
 
 
 def cache_of(dirs):
-    path = os.path.join(dirs["state_dir"], ".qemu-devices.json")
+    path = os.path.join(dirs["run_dir"], ".qemu-devices.json")
     if not os.path.exists(path):
         return None
     with open(path) as handle:
@@ -254,7 +254,7 @@ def test_nic_models_are_cached_per_binary(dirs, tmp_path):
     checked, failed, calls = run(dict(dirs, name="c1", nics=[dict(model="e1000")]), check_mode=True, qemu=qemu)
     assert not failed and len(calls) == 1 and cache_of(dirs) is None  # check mode writes nothing, the cache neither
     bad, failed, calls = run(dict(dirs, name="c1", nics=[dict(model="no-such-nic")]), qemu=qemu)
-    assert failed and len(calls) == 1 and not os.path.exists(dirs["state_dir"])  # a refused call leaves no trace
+    assert failed and len(calls) == 1 and not os.path.exists(dirs["run_dir"])  # a refused call leaves no trace
     out, failed, calls = run(dict(dirs, name="c1", nics=[dict(model="e1000")]), qemu=qemu)
     assert not failed and out["changed"] and len(calls) == 1
     cache = cache_of(dirs)
@@ -262,7 +262,7 @@ def test_nic_models_are_cached_per_binary(dirs, tmp_path):
     entry = cache["binaries"][qemu]
     assert cache["format"] == 1 and entry["identity"] == [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     assert {"e1000", "virtio-net-pci"} <= set(entry["network"]) and "virtio-blk-pci" not in entry["network"]
-    assert oct(os.stat(os.path.join(dirs["state_dir"], ".qemu-devices.json")).st_mode & 0o777) == "0o644"
+    assert oct(os.stat(os.path.join(dirs["run_dir"], ".qemu-devices.json")).st_mode & 0o777) == "0o644"
     # The next cfg to write (another VM, a changed NIC) is checked against the cache; a bad model still fails.
     out, failed, calls = run(dict(dirs, name="c2", nics=[dict(model="virtio-net-pci")]), qemu=qemu)
     assert not failed and out["changed"] and calls == []
@@ -282,8 +282,8 @@ def test_nic_models_are_cached_per_binary(dirs, tmp_path):
 def test_a_damaged_or_foreign_cache_is_asked_around_and_rewritten(dirs, tmp_path, damage):
     binary = tmp_path / "qemu"
     binary.write_text("")
-    os.makedirs(dirs["state_dir"])
-    with open(os.path.join(dirs["state_dir"], ".qemu-devices.json"), "w") as handle:
+    os.makedirs(dirs["run_dir"])
+    with open(os.path.join(dirs["run_dir"], ".qemu-devices.json"), "w") as handle:
         handle.write(damage.replace('"X"', json.dumps(str(binary))))
     out, failed, calls = run(dict(dirs, name="d1", nics=[dict(model="e1000")]), qemu=str(binary))
     assert not failed and len(calls) == 1 and cache_of(dirs)["binaries"][str(binary)]["network"]
@@ -292,16 +292,14 @@ def test_a_damaged_or_foreign_cache_is_asked_around_and_rewritten(dirs, tmp_path
 def test_a_fifo_in_the_cache_s_place_is_asked_around_not_waited_on(dirs, tmp_path):
     binary = tmp_path / "qemu"
     binary.write_text("")
-    os.makedirs(dirs["state_dir"])
-    os.mkfifo(os.path.join(dirs["state_dir"], ".qemu-devices.json"))  # opened plainly for reading, it would block
+    os.makedirs(dirs["run_dir"])
+    os.mkfifo(os.path.join(dirs["run_dir"], ".qemu-devices.json"))  # opened plainly for reading, it would block
     out, failed, calls = run(dict(dirs, name="f1", nics=[dict(model="e1000")]), qemu=str(binary))
     assert not failed and len(calls) == 1 and cache_of(dirs)["binaries"][str(binary)]["network"]  # replaced by the file
 
 
 def test_an_unwritable_cache_does_not_fail_the_call(dirs, tmp_path):
-    os.makedirs(os.path.dirname(dirs["state_dir"]), exist_ok=True)
-    with open(dirs["state_dir"], "w") as handle:  # state_dir is a file: nothing can be written under it
-        handle.write("")
+    os.makedirs(os.path.join(dirs["run_dir"], ".qemu-devices.json"))  # a directory in its place: never replaced
     out, failed, calls = run(dict(dirs, name="u1", nics=[dict(model="e1000")]))
     assert not failed and out["changed"] and len(calls) == 1
     out, failed, calls = run(dict(dirs, name="u2", nics=[dict(model="e1000")]))
