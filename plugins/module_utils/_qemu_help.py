@@ -11,6 +11,9 @@ such call after a boot asks QEMU again. (NIC models are built into QEMU, never i
 not part of the identity.) The cache is a hint: unreadable, damaged or of another format, it is asked around and
 rewritten. It is written only once the call's own changes are made (save(), never in check mode, never by a call
 that failed), and not at all where the run directory cannot be written.
+
+When the cache has no answer, prefetch() asks QEMU in a thread, so that its start-up overlaps the caller's reading and
+planning (vm_config starts it for the first cfg that would change, and checks every model once its plan is made).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import typing as t
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
@@ -66,16 +70,38 @@ class QemuDevices:
         self.cache_path = os.path.join(cache_dir, DEVICE_CACHE) if cache_dir else None
         self._network: set[str] | None = None
         self._unsaved: tuple[str, list[int]] | None = None  # the identity of a binary asked in this call
+        self._asking: threading.Thread | None = None  # prefetch()'s question to QEMU, until network_models() joins it
+        self._asked: set[str] | Exception | None = None  # its answer, or what it raised
+
+    def prefetch(self) -> None:
+        """Start finding the NIC models: from the cache at once, else by asking QEMU in a thread that
+        network_models() waits for (and whose error it raises)."""
+        if self._network is not None or self._asking is not None:
+            return
+        identity = binary_identity(self.binary) if self.cache_path else None
+        self._network = self._cached(identity)
+        if self._network is None:
+            self._unsaved = identity
+            self._asking = threading.Thread(target=self._ask_into, name="qemu-device-help", daemon=True)
+            self._asking.start()
+
+    def _ask_into(self) -> None:
+        try:
+            self._asked = self._ask()
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # raised again by network_models()
+            self._asked = exc
 
     def network_models(self) -> set[str]:
         """The names and aliases of the network devices (NIC models) the binary lists."""
-        if self._network is None:
-            identity = binary_identity(self.binary) if self.cache_path else None
-            self._network = self._cached(identity)
-            if self._network is None:
-                self._network = self._ask()
-                self._unsaved = identity
-        return self._network
+        self.prefetch()
+        if self._asking is not None:
+            self._asking.join()
+            self._asking = None
+            if isinstance(self._asked, Exception):
+                self._unsaved = None
+                raise self._asked
+            self._network = self._asked
+        return t.cast("set[str]", self._network)
 
     def _ask(self) -> set[str]:
         rc, out, err = self.module.run_command([self.binary, "-device", "help"], environ_update={"LC_ALL": "C"})

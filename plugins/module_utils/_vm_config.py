@@ -204,6 +204,7 @@ class VmConfig:
         self.per_vm_spec = per_vm_spec or {}
         self._devices = None
         self._models_checked = set()
+        self._models_to_check = []  # (prefix, spec): checked against QEMU's NIC models once the plan is made
         self._rendered = {}  # cfg path -> (spec, text read, that text parsed, text rendered) from _cfg_would_change
 
     def run(self):
@@ -256,6 +257,7 @@ class VmConfig:
 
     def _converge(self, items, running_ok=False):
         prepared = self._prepare(items)
+        self._settle_nic_models()  # bad input is refused before the lock creates anything
         return self._with_registry(lambda reg: self._plan_and_apply(reg, prepared, running_ok))
 
     def converge(self, items, running_ok=False):
@@ -284,7 +286,7 @@ class VmConfig:
                     spec = self._spec(params, params["name"])
                     if self._cfg_would_change(spec):
                         self._check_host(spec)
-                        self._check_nic_models(spec)
+                        self._check_nic_models(prefix, spec)
             prepared.append((prefix, params, spec))
         return prepared
 
@@ -326,7 +328,9 @@ class VmConfig:
         tpm.check_host(self.module, spec)
         self.host_side.check_chains(spec)
 
-    def _check_nic_models(self, spec):
+    def _check_nic_models(self, prefix, spec):
+        """Check spec's NIC models against QEMU's when the plan is made (_settle_nic_models); QEMU is asked from now
+        on, in a thread, unless its answer is cached."""
         self._models_checked.add(spec.name)
         if not spec.nics:
             return
@@ -337,7 +341,15 @@ class VmConfig:
             binary = self.module.get_bin_path(self.params["qemu_binary"], required=False)
             self._devices = QemuDevices(self.module, binary, self.run_dir) if binary else False
         if isinstance(self._devices, QemuDevices):
-            self._devices.check_nic_models(spec, lambda i: "nics[%d].model" % (i - 1))
+            self._devices.prefetch()
+            self._models_to_check.append((prefix, spec))
+
+    def _settle_nic_models(self):
+        """The NIC model checks _check_nic_models put off, in item order, before the plan is used."""
+        pending, self._models_to_check = self._models_to_check, []
+        for prefix, spec in pending:
+            with _item_errors(prefix, spec.name):
+                self._devices.check_nic_models(spec, lambda i: "nics[%d].model" % (i - 1))
 
     def _with_registry(self, action):
         if self.check_mode:
@@ -386,15 +398,16 @@ class VmConfig:
                 if spec is None:
                     change = self._plan_absent(reg, params, running_ok)
                 else:
-                    change = self._plan_present(reg, params, spec, listening)
+                    change = self._plan_present(reg, params, spec, prefix, listening)
                 if change.name in seen:
                     alias = "" if params["name"] == change.name else " (%s is its short name)" % params["name"]
                     raise ParameterError("name", "VM %s is already listed in %s%s" % (change.name, seen[change.name], alias))
             seen[change.name] = prefix.rstrip(".")
             changes.append(change)
+        self._settle_nic_models()
         return changes
 
-    def _plan_present(self, reg, params, spec, listening):
+    def _plan_present(self, reg, params, spec, prefix, listening):
         entry_now = reg.resolve(spec.name)
         if entry_now is not None and entry_now.name != spec.name:
             # `name` was a short name: work on the VM it stands for.
@@ -413,7 +426,7 @@ class VmConfig:
                 raise CfgError("%s; %s" % (exc.msg, DAMAGED_CFG_HINT)) from exc
             after = spec.render_onto(existing)
         if after != before and spec.name not in self._models_checked:
-            self._check_nic_models(spec)  # the file changed since _cfg_would_change looked, or `name` was a short name
+            self._check_nic_models(prefix, spec)  # the file changed since _cfg_would_change looked, or `name` was a short name
         own = spec.listened_tcp_ports()
         # A new VM's slot also avoids the ports its own NICs will listen on.
         entry = reg.plan_register(spec.name, params.get("short_name"), spec.macs(),

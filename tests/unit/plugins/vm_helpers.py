@@ -57,21 +57,24 @@ class Exit(Exception):
         self.failed = failed
 
 
-def run_vm_config(args, check_mode=False, diff=False, qemu="/usr/bin/qemu-system-x86_64", device_help=DEVICE_HELP):
-    """Run vm_config's main(); return (result, failed, argv list of run_command calls)."""
-    return run_main(vm_config, args, check_mode, diff, qemu, device_help)
+def run_vm_config(args, check_mode=False, diff=False, qemu="/usr/bin/qemu-system-x86_64", device_help=DEVICE_HELP, on_call=None):
+    """Run vm_config's main(); return (result, failed, argv list of run_command calls). on_call(argv) is called in the
+    thread that runs the command."""
+    return run_main(vm_config, args, check_mode, diff, qemu, device_help, on_call)
 
 
-def run_vms(args, check_mode=False, diff=False, qemu="/usr/bin/qemu-system-x86_64", device_help=DEVICE_HELP):
+def run_vms(args, check_mode=False, diff=False, qemu="/usr/bin/qemu-system-x86_64", device_help=DEVICE_HELP, on_call=None):
     """Run the vms module's main(), as run_vm_config does vm_config's."""
-    return run_main(vms, args, check_mode, diff, qemu, device_help)
+    return run_main(vms, args, check_mode, diff, qemu, device_help, on_call)
 
 
-def run_main(plugin, args, check_mode, diff, qemu, device_help):
+def run_main(plugin, args, check_mode, diff, qemu, device_help, on_call=None):
     calls = []
 
     def fake_run_command(self, argv, **kwargs):
         calls.append(list(argv))
+        if on_call is not None:
+            on_call(argv)
         assert argv == [qemu, "-device", "help"], argv
         return 0, device_help, ""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from unittest import mock
 
@@ -237,6 +238,16 @@ def test_qemu_is_asked_for_its_nic_models_only_when_a_cfg_changes(dirs):
     bad, failed, calls = run(dict(dirs, vms=vms))
     # Refused from the models the first run cached (test_nic_models_are_cached_per_binary): QEMU is not asked again.
     assert failed and calls == [] and bad["msg"].startswith("vms[1].nics[0].model")
+
+
+def test_qemu_is_asked_in_a_thread_and_every_model_checked_before_anything_is_made(dirs):
+    # QEMU's start-up for -device help overlaps the reading and planning of the call; the check still comes first.
+    threads = []
+    vms = [dict(name="m1", nics=[dict(model="e1000")]), dict(name="m2", nics=[dict(model="no-such-nic")])]
+    bad, failed, calls = run(dict(dirs, vms=vms), on_call=lambda argv: threads.append(threading.current_thread().name))
+    assert failed and bad["msg"].startswith("vms[1].nics[0].model: ") and "e1000" in bad["msg"]
+    assert len(calls) == 1 and threads == ["qemu-device-help"]  # asked once, not from the module's own thread
+    assert not os.path.exists(dirs["config_dir"]) and not os.path.exists(dirs["run_dir"])
 
 
 def cache_of(dirs):
