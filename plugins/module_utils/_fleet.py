@@ -112,6 +112,7 @@ class Fleet:
         try:
             if to_stop:
                 self._stop(to_stop, results)
+                self.config.forget_listening_ports()  # the slots they free can go to this call's new VMs
                 done.append("stopped %s" % ", ".join(to_stop))
             if to_remove:
                 removed = self.manager.load(to_remove, need_cfg=False)

@@ -205,6 +205,10 @@ class VmConfig:
         self._devices = None
         self._models_checked = set()
         self._models_to_check = []  # (prefix, spec): checked against QEMU's NIC models once the plan is made
+        # The TCP ports listened on per network namespace, read once per namespace: a plan made again under the
+        # lock uses the same reading (what keeps our own concurrent calls apart is the registry, read again there),
+        # unless the call stopped VMs in between (forget_listening_ports).
+        self._listening = ListeningPorts(module)
         self._rendered = {}  # cfg path -> (spec, text read, that text parsed, text rendered) from _cfg_would_change
 
     def run(self):
@@ -244,6 +248,10 @@ class VmConfig:
                 required = restart_required(run, change.spec_after, change.ports, change.entry.short_name, kvm_check,
                                             StatePaths(self.state_dir, change.name))
             change.result.update(running=running, pid=pid, restart_required=required)
+
+    def forget_listening_ports(self):
+        """The next plan reads the ports listened on again: the caller stopped VMs, whose ports are free now."""
+        self._listening = ListeningPorts(self.module)
 
     def cfg_exists(self, change):
         """Does the VM's cfg file exist once this call is done? (In check mode: as it was.)"""
@@ -389,8 +397,6 @@ class VmConfig:
         check_no_shared_writable_disks(uses)
 
     def _plan(self, reg, prepared, running_ok=False):
-        # The ports listened on in each VM's network namespace: read once per namespace, and only when a new VM needs a slot.
-        listening = ListeningPorts(self.module)
         changes = []
         seen: dict[str, str] = {}
         for prefix, params, spec in prepared:
@@ -398,7 +404,7 @@ class VmConfig:
                 if spec is None:
                     change = self._plan_absent(reg, params, running_ok)
                 else:
-                    change = self._plan_present(reg, params, spec, prefix, listening)
+                    change = self._plan_present(reg, params, spec, prefix)
                 if change.name in seen:
                     alias = "" if params["name"] == change.name else " (%s is its short name)" % params["name"]
                     raise ParameterError("name", "VM %s is already listed in %s%s" % (change.name, seen[change.name], alias))
@@ -407,7 +413,7 @@ class VmConfig:
         self._settle_nic_models()
         return changes
 
-    def _plan_present(self, reg, params, spec, prefix, listening):
+    def _plan_present(self, reg, params, spec, prefix):
         entry_now = reg.resolve(spec.name)
         if entry_now is not None and entry_now.name != spec.name:
             # `name` was a short name: work on the VM it stands for.
@@ -430,7 +436,7 @@ class VmConfig:
         own = spec.listened_tcp_ports()
         # A new VM's slot also avoids the ports its own NICs will listen on.
         entry = reg.plan_register(spec.name, params.get("short_name"), spec.macs(),
-                                  listening=(listening.get(spec.netns) | frozenset(own)) if entry_now is None else ())
+                                  listening=(self._listening.get(spec.netns) | frozenset(own)) if entry_now is None else ())
         ports = ports_info(reg.base, entry.slot)
         for port, label in ((ports["monitor_port"], "monitor_tcp"), (ports["control_port"], "monitor_tcp"), (ports["vnc_port"], "vnc")):
             if port in own and (vnc_kind.listens_tcp(spec) if label == "vnc" else getattr(spec, label)):

@@ -10,6 +10,7 @@ import os
 import pytest
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
+from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import ListeningPorts
 from ansible_collections.qemu_init.qemu.tests.unit.plugins.vm_helpers import (
     gone,
     launch,
@@ -161,3 +162,18 @@ def test_cloud_init_secrets_are_redacted_in_the_invocation_and_nothing_else_is_m
     assert item["cloud_init"]["user_data"] == item["cloud_init"]["vendor_data"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
     assert (result["vms"][0] if module_name == "vms" else result)["name"] == "debian"
     assert "********" not in out
+
+
+@needs_qemu
+def test_the_ports_listened_on_are_read_once_per_call_and_again_after_stops(dirs, qemus, monkeypatch):
+    reads = []
+    real = ListeningPorts._read
+    monkeypatch.setattr(ListeningPorts, "_read", lambda self, netns: reads.append(netns) or real(self, netns))
+    result, failed, dummy = run(dict(dirs, vms=[dict(name="a"), dict(name="b")], default_state="present"))
+    assert not failed and reads == [None]  # planned, then planned again under the lock on the same reading
+    qemus.append(launch(RunPaths(dirs["run_dir"], "a"), "a"))
+    del reads[:]
+    result, failed, dummy = run(dict(dirs, vms=[dict(name="a", state="stopped"), dict(name="c", state="present")],
+                                     shutdown_timeout=0, force=True))
+    assert not failed and by_name(result)["a"]["stop_method"] == "quit" and by_name(result)["c"]["slot"] == 2
+    assert reads == [None, None]  # the ports a listened on are free after its stop: read again for c's slot
