@@ -27,6 +27,12 @@ dir, a helper of this script). Prints one JSON object.
                                    link to itself), eio (a link to /proc/self/mem, whose offset 0 reads as EIO),
                                    file (holding TEXT), none (nothing)
   show-state PATH                  which of those KINDs is at PATH
+  kill-swtpm RUN_DIR NAME          SIGKILL the VM's swtpm: only the pid in RUN_DIR/NAME/swtpm.pid, and only when
+                                   /proc says it is swtpm serving that VM's socket; waits until it is gone
+  deleted-fd PID PATH              the /proc/PID/fd/N through which process PID still holds PATH after it was deleted
+  small-fs DIR SIZE -- CMD...      run CMD with a tmpfs of SIZE mounted on DIR, and exit with its status. Run it under
+                                   `unshare -m --propagation private`: the mount exists only in that private mount
+                                   namespace and goes with it
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import re
 import signal
 import socket
 import stat
+import subprocess
 import sys
 import time
 
@@ -492,6 +499,43 @@ def cmd_show_state(args):
     return dict(path=path, kind=kind)
 
 
+def cmd_kill_swtpm(args):
+    run = os.path.join(args.run_dir, args.name)
+    pid = read_pid(os.path.join(run, "swtpm.pid"))
+    argv = proc_argv(pid) if pid else []
+    socket_path = os.path.join(run, "swtpm.sock")
+    if not argv or os.path.basename(argv[0]) != "swtpm" or not any(a.startswith("type=unixio,path=%s" % socket_path) for a in argv):
+        raise SystemExit("pid %s is not the swtpm of %s: %r" % (pid, run, argv))
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while proc_state(pid) not in (None, "Z", "X") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return dict(pid=pid, gone=proc_state(pid) in (None, "Z", "X"))
+
+
+def cmd_deleted_fd(args):
+    fd_dir = "/proc/%d/fd" % args.pid
+    for fd in sorted(os.listdir(fd_dir), key=int):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if target == args.path + " (deleted)":
+            return dict(fd=os.path.join(fd_dir, fd))
+    raise SystemExit("process %d holds no deleted %s" % (args.pid, args.path))
+
+
+def cmd_small_fs(args):
+    # unshare execs this script: its parent is in the mount namespace the tmpfs must stay out of.
+    if os.stat("/proc/self/ns/mnt").st_ino == os.stat("/proc/%d/ns/mnt" % os.getppid()).st_ino:
+        raise SystemExit("small-fs mounts only in a private mount namespace: run it under unshare -m --propagation private")
+    os.makedirs(args.dir, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0755" % args.size, "qi-faults-devices", args.dir], check=True)
+    proc = subprocess.run(args.cmd, check=False)
+    print(json.dumps(dict(rc=proc.returncode)))
+    sys.exit(proc.returncode)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -539,12 +583,23 @@ def main():
     p.add_argument("text", nargs="?")
     p = sub.add_parser("show-state")
     p.add_argument("path")
+    p = sub.add_parser("kill-swtpm")
+    p.add_argument("run_dir")
+    p.add_argument("name")
+    p = sub.add_parser("deleted-fd")
+    p.add_argument("pid", type=int)
+    p.add_argument("path")
+    p = sub.add_parser("small-fs")
+    p.add_argument("dir")
+    p.add_argument("size")
+    p.add_argument("cmd", nargs="+")
     args = parser.parse_args()
     handler = {"count": cmd_count, "qemu-under": cmd_qemu_under, "kill-qemu-under": cmd_kill_qemu_under,
                "kill-on-marker": cmd_kill_on_marker, "parallel": cmd_parallel,
                "kill-qemu": cmd_kill_qemu, "wait-qmp-event": cmd_wait_qmp_event, "zombie": cmd_zombie, "listen": cmd_listen,
                "stop-helper": cmd_stop_helper, "fill": cmd_fill, "put-state": cmd_put_state,
-               "show-state": cmd_show_state}[args.command]
+               "show-state": cmd_show_state, "kill-swtpm": cmd_kill_swtpm, "deleted-fd": cmd_deleted_fd,
+               "small-fs": cmd_small_fs}[args.command]
     result = handler(args)
     if result is not None:
         print(json.dumps(result))
