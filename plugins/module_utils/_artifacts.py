@@ -340,7 +340,7 @@ def remove_state(state, remove_disks):
 
 def _is_disk(path, state):
     """A file of the state dir that is not one of the collection's own (seed, UEFI vars, TPM state, records)."""
-    own = (state.seed, state.efi_vars, state.vnc_password, state.made)
+    own = (state.seed, state.efi_vars, state.efi_vars_record, state.vnc_password, state.made)
     return path not in own and not path.startswith(os.path.join(state.dir, "tpm") + os.sep)
 
 

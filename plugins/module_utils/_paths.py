@@ -51,6 +51,7 @@ class StatePaths:
         self.root = state_dir
         self.dir = os.path.join(state_dir, name)
         self.efi_vars = os.path.join(self.dir, "efi-vars.fd")
+        self.efi_vars_record = os.path.join(self.dir, "efi-vars.json")  # which template efi_vars was copied from
         self.seed = os.path.join(self.dir, "cidata.img")
         self.vnc_password = os.path.join(self.dir, "vnc-password")  # read by QEMU's secret object (vnc_password)
         self.made = os.path.join(self.dir, "made.json")  # the disks the collection created (remove_disks)

@@ -157,6 +157,8 @@ options:
   secure_boot:
     description:
       - UEFI secure boot with Microsoft's keys enrolled (O(firmware=uefi) only); the machine is V(q35) with SMM.
+      - The keys live in the VM's UEFI variables (C(<state_dir>/<name>/efi-vars.fd)). When this changes, the VM's next
+        start gives it a fresh copy of the new firmware template's variables; the boot entries the guest wrote are lost.
     type: bool
     default: false
     version_added: 0.1.0

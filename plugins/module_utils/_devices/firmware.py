@@ -3,15 +3,22 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """firmware: bios (SeaBIOS, QEMU's default) or uefi (OVMF found through QEMU's firmware descriptors, _firmware.py),
 with secure_boot. FIRMWARE, SECURE_BOOT in the cfg. The per-VM UEFI variables are copied once from the
-descriptor's template into the state dir and kept: a restart keeps the boot entries the guest wrote."""
+descriptor's template into the state dir and kept: a restart keeps the boot entries the guest wrote.
+
+The variables also hold secure boot's keys: a secure-boot template has them enrolled, a plain one has none, and the
+firmware enforces whatever keys the variables hold (OVMF's plain build too). So the copy is made again when
+secure_boot changed since it was made (efi-vars.json records for which setting): kept, the old variables would go
+on enforcing secure boot after it was turned off, and never enforce it after it was turned on."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._files import atomic_write, read_json
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.qemu_opts import esc
 
 FIRMWARES = ("bios", "uefi")
@@ -86,17 +93,19 @@ def argv(ctx):
 
 
 def prepare(ctx):
-    """Copy the variables template to the state dir once (0600); an existing vars file is the VM's and kept.
+    """Copy the variables template to the state dir (0600) once, and again when secure_boot changed since; an
+    existing vars file made for this setting, or of unknown origin (copied before efi-vars.json existed), is the
+    VM's and kept. Returns whether a copy was made.
 
     An existing one whose size is not the template's is refused, naming the file: QEMU would only say
     "pflash1 has invalid size" (or, at a multiple of 4 KiB, boot a firmware that cannot find its store)."""
     spec = ctx.spec
     if spec.firmware != "uefi":
         return False
-    if os.path.exists(ctx.state.efi_vars):
-        _check_vars(spec.name, ctx.state.efi_vars, select(spec))
-        return False
     chosen = select(spec)
+    if os.path.exists(ctx.state.efi_vars) and _made_for(ctx.state) in (None, spec.secure_boot):
+        _check_vars(spec.name, ctx.state.efi_vars, chosen)
+        return False
     os.makedirs(ctx.state.dir, mode=0o700, exist_ok=True)
     tmp = ctx.state.efi_vars + ".tmp"
     try:
@@ -108,7 +117,20 @@ def prepare(ctx):
             os.unlink(tmp)
         raise QemuInitError("VM %s: copying the UEFI variables template %s to %s failed: %s"
                             % (spec.name, chosen.vars_template, ctx.state.efi_vars, exc.strerror or exc)) from exc
+    # After the copy: a record that did not get written leaves the copy of unknown origin, which is kept.
+    atomic_write(ctx.state.efi_vars_record, json.dumps(dict(secure_boot=spec.secure_boot, template=chosen.vars_template)) + "\n",
+                 mode=0o600)
     return True
+
+
+def _made_for(state):
+    """The secure_boot setting the VM's vars file was copied for (efi-vars.json), or None when that is not known."""
+    try:
+        record = read_json(state.efi_vars_record, "UEFI variables record", state.name)
+    except QemuInitError:
+        return None  # not a file, not JSON: unknown, as without a record
+    value = record.get("secure_boot") if isinstance(record, dict) else None
+    return value if isinstance(value, bool) else None
 
 
 def _check_vars(name, path, chosen):

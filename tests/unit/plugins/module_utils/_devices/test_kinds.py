@@ -105,6 +105,37 @@ def test_uefi_vars_of_another_size_are_refused_and_kept(ovmf, tmp_path):
     assert firmware.prepare(ctx) is True  # the recovery: a fresh copy
 
 
+def test_uefi_vars_are_copied_again_when_secure_boot_changes(ovmf, tmp_path):
+    # The variables hold secure boot's keys: kept across the change, they would go on enforcing (or never enforce) it.
+    state = StatePaths(str(tmp_path / "state"), "web1")
+    plain, secure = spec_of(firmware="uefi"), spec_of(firmware="uefi", secure_boot=True)
+    assert firmware.prepare(DeviceContext(plain, RUN, state, "web1")) is True
+    assert json.loads(open(state.efi_vars_record).read()) == dict(secure_boot=False, template=str(ovmf / "60-plain.json.vars"))
+    assert stat_mode(state.efi_vars_record) == 0o600
+    assert firmware.prepare(DeviceContext(secure, RUN, state, "web1")) is True
+    assert open(state.efi_vars, "rb").read() == b"VARS50-secure.json"
+    assert json.loads(open(state.efi_vars_record).read())["secure_boot"] is True
+    assert firmware.prepare(DeviceContext(secure, RUN, state, "web1")) is False  # same setting: the VM's, kept
+    assert firmware.prepare(DeviceContext(plain, RUN, state, "web1")) is True
+    assert open(state.efi_vars, "rb").read() == b"VARS60-plain.json"
+
+
+@pytest.mark.parametrize("record", [None, "{not json", json.dumps(dict(secure_boot="yes")), json.dumps([False])])
+def test_uefi_vars_of_unknown_origin_are_kept_whatever_secure_boot_says(ovmf, tmp_path, record):
+    # Copied before efi-vars.json existed (or the record is damaged): which keys they hold is not known, so they stay.
+    state = StatePaths(str(tmp_path / "state"), "web1")
+    assert firmware.prepare(DeviceContext(spec_of(firmware="uefi"), RUN, state, "web1")) is True
+    os.unlink(state.efi_vars_record)
+    if record is not None:
+        with open(state.efi_vars_record, "w") as handle:
+            handle.write(record)
+    guest = b"G" * os.path.getsize(ovmf / "50-secure.json.vars")  # the fixture's templates differ in size; real ones do not
+    with open(state.efi_vars, "wb") as handle:
+        handle.write(guest)
+    assert firmware.prepare(DeviceContext(spec_of(firmware="uefi", secure_boot=True), RUN, state, "web1")) is False
+    assert open(state.efi_vars, "rb").read() == guest
+
+
 def stat_mode(path):
     return os.stat(path).st_mode & 0o777
 
