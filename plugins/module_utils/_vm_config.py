@@ -355,9 +355,12 @@ class VmConfig:
     def _settle_nic_models(self):
         """The NIC model checks _check_nic_models put off, in item order, before the plan is used."""
         pending, self._models_to_check = self._models_to_check, []
+        devices = self._devices
+        if not devices:
+            return  # nothing is pending without a QEMU to ask (see _check_nic_models)
         for prefix, spec in pending:
             with _item_errors(prefix, spec.name):
-                self._devices.check_nic_models(spec, lambda i: "nics[%d].model" % (i - 1))
+                devices.check_nic_models(spec, lambda i: "nics[%d].model" % (i - 1))
 
     def _with_registry(self, action):
         if self.check_mode:

@@ -18,8 +18,8 @@ import os
 import shutil
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
-from ansible_collections.qemu_init.qemu.plugins.module_utils._files import atomic_write, read_json
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.qemu_opts import esc
+from ansible_collections.qemu_init.qemu.plugins.module_utils._files import atomic_write, read_json
 
 FIRMWARES = ("bios", "uefi")
 DEFAULT = "bios"
