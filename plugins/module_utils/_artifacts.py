@@ -35,8 +35,9 @@ def _state_dir_ready(path):
 
 
 class SeedArtifact:
-    """The VM's cidata image, rewritten only when its bytes change. Its content can hold secrets: the diff shows
-    names, sizes, digests and the instance-id only."""
+    """The VM's cidata image, rewritten only when its bytes change, and removed once the VM has no cloud_init (seed
+    None): the image holds the user-data, secrets included, and nothing attaches it any more. The diff shows names,
+    sizes, digests and the instance-id only."""
 
     def __init__(self, name, path, seed):
         from ansible_collections.qemu_init.qemu.plugins.module_utils import _seed
@@ -45,18 +46,25 @@ class SeedArtifact:
         self.path = path
         self.seed = seed
         self.before = read_bytes(path, "cloud-init seed", name, limit=_seed.MAX_IMAGE_BYTES)
-        self.changed = _seed.seed_changed(path, seed, name)
+        if seed is None:
+            self.changed = self.before is not None or os.path.islink(path)
+        else:
+            self.changed = _seed.seed_changed(path, seed, name)
 
     def diff(self):
         from ansible_collections.qemu_init.qemu.plugins.module_utils import _seed
 
         before = "" if self.before is None else "cloud-init seed (%d bytes, content not shown)\n" % len(self.before)
-        after = "cloud-init seed: %s\n" % json.dumps(_seed.describe_seed(self.seed), sort_keys=True)
+        after = "" if self.seed is None else "cloud-init seed: %s\n" % json.dumps(_seed.describe_seed(self.seed), sort_keys=True)
         return dict(before_header=self.path, after_header=self.path, before=before, after=after)
 
     def apply(self):
         from ansible_collections.qemu_init.qemu.plugins.module_utils import _seed
 
+        if self.seed is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            return
         _state_dir_ready(self.path)
         _seed.write_seed(self.path, self.seed, self.name)
 
@@ -212,6 +220,9 @@ class HostSide:
             artifact = SeedArtifact(name, state.seed, seed)
             if artifact.changed:
                 artifacts.append(artifact)
+        elif os.path.lexists(state.seed):
+            # cloud_init was dropped: the cfg no longer attaches the seed, which goes with its secrets.
+            artifacts.append(SeedArtifact(name, state.seed, None))
         return artifacts
 
     def _vnc_password(self, values, state, before_spec):

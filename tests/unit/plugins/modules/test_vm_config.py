@@ -444,3 +444,22 @@ def test_autostart_enables_the_systemd_instance_as_systemctl_does(dirs, tmp_path
 def test_autostart_without_a_systemd_dir_is_the_cfg_key_only(dirs, tmp_path):
     result, failed, dummy = run(dict(dirs, name="web1", autostart=True, systemd_dir=str(tmp_path / "none")))
     assert not failed and result["autostart"] and not os.path.exists(str(tmp_path / "none"))
+
+
+def test_dropping_cloud_init_removes_the_seed_and_its_secrets(dirs):
+    secret = "qi-seed-secret-4711"
+    seed = os.path.join(dirs["state_dir"], "s1", "cidata.img")
+    with_seed = dict(dirs, name="s1", cloud_init=dict(user_data=dict(write_files=[dict(path="/x", content=secret)])))
+    out, failed, dummy = run(with_seed)
+    assert not failed and out["changed"] and os.path.isfile(seed) and out["cfg"]["CIDATA"] == seed
+    without = dict(dirs, name="s1")
+    check, failed, dummy = run(without, check_mode=True, diff=True)
+    assert not failed and check["changed"] and os.path.isfile(seed)  # check mode: said, not done
+    seed_diff = [d for d in check["diff"] if d["before_header"] == seed]
+    assert seed_diff == [dict(before_header=seed, after_header=seed, after="",
+                              before="cloud-init seed (%d bytes, content not shown)\n" % os.path.getsize(seed))]
+    out, failed, dummy = run(without, diff=True)
+    assert not failed and out["changed"] and not os.path.lexists(seed) and "CIDATA" not in out["cfg"]
+    assert secret not in json.dumps(out) and "cloud_init" not in out
+    again, failed, dummy = run(without)
+    assert not failed and not again["changed"]
