@@ -51,7 +51,7 @@ class VmRecord:
         return (self.spec.serial_log if self.spec else None) or self.run.serial_log
 
     def made_links(self):
-        return read_json(os.path.join(self.run.dir, "links.json"), "record of the taps made", self.name) or {}
+        return read_json(self.run.links_record, "record of the taps made", self.name) or {}
 
 
 def vm_exists(has_cfg, registered, run):

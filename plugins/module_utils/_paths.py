@@ -38,6 +38,7 @@ class RunPaths:
         self.serial_log = os.path.join(self.dir, "serial.log")
         self.console = os.path.join(self.dir, "console.sock")
         self.launch_record = os.path.join(self.dir, "launch.json")
+        self.links_record = os.path.join(self.dir, "links.json")  # the taps the collection made for the VM, and where
         self.qga = os.path.join(self.dir, "qga.sock")  # the guest agent's channel (guest_agent: true)
         self.vnc = os.path.join(self.dir, "vnc.sock")  # the display with vnc_listen: unix
 

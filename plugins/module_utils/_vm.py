@@ -30,7 +30,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic import
 from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import VmInventory, VmRecord
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import cfg_path
 from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import Launchable, launch_waves
-from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import ListeningPorts
+from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import NETNS_RUN_DIR, ListeningPorts
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
     PROBE_PARALLEL,
     QMP_TIMEOUT,
@@ -147,6 +147,7 @@ class VmManager(VmInventory):
     def _start(self, records):
         newly_registered = self._register(records)
         try:
+            self._forget_moved_links(records)
             made = self._make_links(records)
         except QemuInitError:
             self._unregister(newly_registered)
@@ -251,6 +252,21 @@ class VmManager(VmInventory):
             if lines:
                 ip.apply(lines)
         return made
+
+    def _forget_moved_links(self, records):
+        """Remove the taps the collection made for a VM in another network namespace than its cfg names now (netns
+        changed while it was stopped), so that its record of links covers the namespace it runs in: recorded under
+        the new one, they would be looked for there at `absent` and left behind for good. No QEMU holds them (the VM
+        is being started). A namespace that is gone took its taps with it."""
+        for record in records:
+            known = record.made_links()
+            old = known.get("netns")
+            if not known.get("taps") or old == record.spec.netns:
+                continue
+            if old is None or os.path.exists(os.path.join(NETNS_RUN_DIR, old)):
+                self._remove_links(old, known["taps"])
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(record.run.links_record)
 
     def _check_host(self, ip, records):
         """What each NIC's backend needs from ip's namespace before launch (an mcast group's route)."""
@@ -365,7 +381,7 @@ class VmManager(VmInventory):
         os.makedirs(record.run.dir, mode=0o700, exist_ok=True)
         known = record.made_links()
         taps = sorted(set(known.get("taps", [])) | set(made_taps))
-        atomic_write(os.path.join(record.run.dir, "links.json"),
+        atomic_write(record.run.links_record,
                      json.dumps(dict(netns=record.spec.netns, taps=taps)) + "\n", mode=0o600, durable=False)
 
     # --- stopping ------------------------------------------------------------------------

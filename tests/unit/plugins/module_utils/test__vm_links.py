@@ -5,6 +5,7 @@ fixtures in; run_command is the only fake)."""
 
 from __future__ import annotations
 
+import json
 import os
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import RunPaths
@@ -43,3 +44,35 @@ def test_a_bridge_the_vm_module_makes_is_left_to_the_kernel(tmp_path):
          (0, "", "")))
     assert mgr._make_links([record_for(mgr, "br-new")]) == {"vm1": ["vm1-n1"]}
     assert not mgr.module.run_command.expected
+
+
+def record_in(mgr, netns, made):
+    """vm1 (one tap NIC on br0, in netns) whose run dir records the taps `made` made for it in another namespace."""
+    spec = from_params(dict(name="vm1", nics=[dict(model="e1000")], bridge="br0", netns=netns), check_files=False)
+    record = VmRecord("vm1", Entry("vm1", "vm1", 0, spec.macs()), spec, "", RunPaths(mgr.run_dir, "vm1"))
+    os.makedirs(record.run.dir)
+    with open(record.run.links_record, "w") as handle:
+        json.dump(made, handle)
+    return record
+
+
+def test_taps_left_in_the_namespace_a_vm_moved_from_are_removed_there(tmp_path):
+    # The VM ran on the host, was stopped, and its cfg now names a namespace: the tap made on the host goes there.
+    mgr = manager(tmp_path)
+    record = record_in(mgr, "lab", dict(netns=None, taps=["tap1"]))
+    mgr.module.run_command = FakeRun(links(None, "mixed.json"), ([IP, "link", "del", "dev", "tap1"], None, (0, "", "")))
+    mgr._forget_moved_links([record])
+    assert not mgr.module.run_command.expected and not os.path.exists(record.run.links_record)
+
+
+def test_a_namespace_that_is_gone_took_its_taps_and_one_still_named_is_kept(tmp_path):
+    mgr = manager(tmp_path)
+    mgr.module.run_command = FakeRun()  # no command at all
+    gone = record_in(mgr, None, dict(netns="qi-no-such-netns-here", taps=["vm1-n1"]))
+    mgr._forget_moved_links([gone])
+    assert not os.path.exists(gone.run.links_record)
+    same = VmRecord("vm1", gone.entry, gone.spec, "", gone.run)
+    with open(same.run.links_record, "w") as handle:
+        json.dump(dict(netns=None, taps=["vm1-n1"]), handle)
+    mgr._forget_moved_links([same])  # the namespace it runs in: its record stays
+    assert os.path.exists(same.run.links_record)
