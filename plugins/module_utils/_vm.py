@@ -147,7 +147,7 @@ class VmManager(VmInventory):
     def _start(self, records):
         newly_registered = self._register(records)
         try:
-            self._forget_moved_links(records)
+            self._forget_unused_links(records)
             made = self._make_links(records)
         except QemuInitError:
             self._unregister(newly_registered)
@@ -253,20 +253,26 @@ class VmManager(VmInventory):
                 ip.apply(lines)
         return made
 
-    def _forget_moved_links(self, records):
-        """Remove the taps the collection made for a VM in another network namespace than its cfg names now (netns
-        changed while it was stopped), so that its record of links covers the namespace it runs in: recorded under
-        the new one, they would be looked for there at `absent` and left behind for good. No QEMU holds them (the VM
-        is being started). A namespace that is gone took its taps with it."""
+    def _forget_unused_links(self, records):
+        """Remove the taps the collection made for a VM that its start will not use: those of NICs or hubs its cfg no
+        longer has, and all of them when its cfg names another network namespace now (changed while it was stopped).
+        Left, they would hang on their bridges until `absent`, or, recorded under the new namespace, never be
+        removed. No QEMU holds them (the VM is being started); a namespace that is gone took its taps with it."""
         for record in records:
             known = record.made_links()
-            old = known.get("netns")
-            if not known.get("taps") or old == record.spec.netns:
+            old, taps = known.get("netns"), known.get("taps") or []
+            wanted = {tap for tap, _bridge in record.spec.taps(record.short_name)} if old == record.spec.netns else set()
+            unused = [tap for tap in taps if tap not in wanted]
+            if not unused:
                 continue
             if old is None or os.path.exists(os.path.join(NETNS_RUN_DIR, old)):
-                self._remove_links(old, known["taps"])
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(record.run.links_record)
+                self._remove_links(old, unused)
+            kept = [tap for tap in taps if tap in wanted]
+            if kept:
+                atomic_write(record.run.links_record, json.dumps(dict(netns=old, taps=kept)) + "\n", mode=0o600, durable=False)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(record.run.links_record)
 
     def _check_host(self, ip, records):
         """What each NIC's backend needs from ip's namespace before launch (an mcast group's route)."""

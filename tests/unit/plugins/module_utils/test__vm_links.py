@@ -61,7 +61,7 @@ def test_taps_left_in_the_namespace_a_vm_moved_from_are_removed_there(tmp_path):
     mgr = manager(tmp_path)
     record = record_in(mgr, "lab", dict(netns=None, taps=["tap1"]))
     mgr.module.run_command = FakeRun(links(None, "mixed.json"), ([IP, "link", "del", "dev", "tap1"], None, (0, "", "")))
-    mgr._forget_moved_links([record])
+    mgr._forget_unused_links([record])
     assert not mgr.module.run_command.expected and not os.path.exists(record.run.links_record)
 
 
@@ -69,10 +69,21 @@ def test_a_namespace_that_is_gone_took_its_taps_and_one_still_named_is_kept(tmp_
     mgr = manager(tmp_path)
     mgr.module.run_command = FakeRun()  # no command at all
     gone = record_in(mgr, None, dict(netns="qi-no-such-netns-here", taps=["vm1-n1"]))
-    mgr._forget_moved_links([gone])
+    mgr._forget_unused_links([gone])
     assert not os.path.exists(gone.run.links_record)
     same = VmRecord("vm1", gone.entry, gone.spec, "", gone.run)
     with open(same.run.links_record, "w") as handle:
         json.dump(dict(netns=None, taps=["vm1-n1"]), handle)
-    mgr._forget_moved_links([same])  # the namespace it runs in: its record stays
+    mgr._forget_unused_links([same])  # the namespace it runs in: its record stays
     assert os.path.exists(same.run.links_record)
+
+
+def test_the_tap_of_a_nic_the_cfg_no_longer_has_is_removed_and_the_rest_kept(tmp_path):
+    # vm1 had a second NIC (its tap stands in as tap1, a tap of the fixture); its cfg now has one, vm1-n1.
+    mgr = manager(tmp_path)
+    record = record_in(mgr, None, dict(netns=None, taps=["tap1", "vm1-n1"]))
+    mgr.module.run_command = FakeRun(links(None, "mixed.json"), ([IP, "link", "del", "dev", "tap1"], None, (0, "", "")))
+    mgr._forget_unused_links([record])
+    assert not mgr.module.run_command.expected
+    with open(record.run.links_record) as handle:
+        assert json.load(handle) == dict(netns=None, taps=["vm1-n1"])
