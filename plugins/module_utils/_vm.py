@@ -269,7 +269,7 @@ class VmManager(VmInventory):
                 self._remove_links(old, unused)
             kept = [tap for tap in taps if tap in wanted]
             if kept:
-                atomic_write(record.run.links_record, json.dumps(dict(netns=old, taps=kept)) + "\n", mode=0o600, durable=False)
+                self._record_links(record, old, kept)
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(record.run.links_record)
@@ -386,9 +386,12 @@ class VmManager(VmInventory):
         os.makedirs(self.run_dir, mode=0o755, exist_ok=True)
         os.makedirs(record.run.dir, mode=0o700, exist_ok=True)
         known = record.made_links()
-        taps = sorted(set(known.get("taps", [])) | set(made_taps))
-        atomic_write(record.run.links_record,
-                     json.dumps(dict(netns=record.spec.netns, taps=taps)) + "\n", mode=0o600, durable=False)
+        self._record_links(record, record.spec.netns, set(known.get("taps", [])) | set(made_taps))
+
+    @staticmethod
+    def _record_links(record, netns, taps):
+        """Write the VM's links.json (read back by VmRecord.made_links): the taps the collection made for it, in netns."""
+        atomic_write(record.run.links_record, json.dumps(dict(netns=netns, taps=sorted(taps))) + "\n", mode=0o600, durable=False)
 
     # --- stopping ------------------------------------------------------------------------
     def stop(self, records, timeout, force):
