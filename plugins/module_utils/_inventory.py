@@ -11,10 +11,13 @@ pidfile and which answers QMP query-name with the VM's name (_probe.probe).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 
 from ansible_collections.qemu_init.qemu.plugins.module_utils._cfg import DAMAGED_CFG_HINT, CfgError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import DEFAULT_STATE_DIR, ParameterError, QemuInitError
+from ansible_collections.qemu_init.qemu.plugins.module_utils._files import atomic_write
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import CFG_SUFFIX, RunPaths, StatePaths, cfg_path, vms_dir
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
     kvm_check_once,
@@ -38,6 +41,7 @@ class VmRecord:
         self.cfg_text = cfg_text
         self.run = run              # RunPaths
         self.state = state or StatePaths(DEFAULT_STATE_DIR, name)  # StatePaths
+        self._links = None          # links.json as last read or written by this call
         self.pid = None
         self.running = False
         self.status = None          # QMP run state ('running', 'paused', ...)
@@ -51,7 +55,23 @@ class VmRecord:
         return (self.spec.serial_log if self.spec else None) or self.run.serial_log
 
     def made_links(self):
-        return read_json(self.run.links_record, "record of the taps made", self.name) or {}
+        """The taps the collection made for this VM and their namespace ({"netns": ..., "taps": [...]}; {} when none).
+
+        links.json is read once per record and kept as record_links writes it: a start reads and writes it under
+        the start lock, so no other call writes it meanwhile."""
+        if self._links is None:
+            self._links = read_json(self.run.links_record, "record of the taps made", self.name) or {}
+        return self._links
+
+    def record_links(self, netns, taps):
+        """Write links.json: the taps made for this VM, in netns; none left removes the file."""
+        if taps:
+            self._links = dict(netns=netns, taps=sorted(taps))
+            atomic_write(self.run.links_record, json.dumps(self._links) + "\n", mode=0o600, durable=False)
+        else:
+            self._links = {}
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.run.links_record)
 
 
 def vm_exists(has_cfg, registered, run):

@@ -20,6 +20,11 @@ _TABLES = ("tcp", "tcp6")
 NETNS_RUN_DIR = "/var/run/netns"
 
 
+def netns_exists(netns: str, netns_dir: str = NETNS_RUN_DIR) -> bool:
+    """Is there a network namespace netns (the handle `ip netns add` made)?"""
+    return os.path.exists(os.path.join(netns_dir, netns))
+
+
 def parse_tcp_tables(text: str | None) -> set[int]:
     """Local ports in LISTEN state in /proc/net/tcp or tcp6 text (several tables one after the other too)."""
     ports: set[int] = set()
@@ -68,7 +73,7 @@ class ListeningPorts:
     def _read(self, netns: str | None) -> set[int]:
         if netns is None:
             return listening_tcp_ports(self.proc_net)
-        if not os.path.exists(os.path.join(self.netns_dir, netns)):
+        if not netns_exists(netns, self.netns_dir):
             # Nothing listens in a namespace not made yet (vm_config may run before it is); the VM's
             # launch needs it and fails naming it.
             return set()

@@ -30,7 +30,7 @@ from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic import
 from ansible_collections.qemu_init.qemu.plugins.module_utils._inventory import VmInventory, VmRecord
 from ansible_collections.qemu_init.qemu.plugins.module_utils._paths import cfg_path
 from ansible_collections.qemu_init.qemu.plugins.module_utils._plan import Launchable, launch_waves
-from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import NETNS_RUN_DIR, ListeningPorts
+from ansible_collections.qemu_init.qemu.plugins.module_utils._ports import ListeningPorts, netns_exists
 from ansible_collections.qemu_init.qemu.plugins.module_utils._probe import (
     PROBE_PARALLEL,
     QMP_TIMEOUT,
@@ -265,14 +265,9 @@ class VmManager(VmInventory):
             unused = [tap for tap in taps if tap not in wanted]
             if not unused:
                 continue
-            if old is None or os.path.exists(os.path.join(NETNS_RUN_DIR, old)):
+            if old is None or netns_exists(old):
                 self._remove_links(old, unused)
-            kept = [tap for tap in taps if tap in wanted]
-            if kept:
-                self._record_links(record, old, kept)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(record.run.links_record)
+            record.record_links(old, [tap for tap in taps if tap in wanted])
 
     def _check_host(self, ip, records):
         """What each NIC's backend needs from ip's namespace before launch (an mcast group's route)."""
@@ -385,13 +380,7 @@ class VmManager(VmInventory):
     def _remember_links(self, record, made_taps):
         os.makedirs(self.run_dir, mode=0o755, exist_ok=True)
         os.makedirs(record.run.dir, mode=0o700, exist_ok=True)
-        known = record.made_links()
-        self._record_links(record, record.spec.netns, set(known.get("taps", [])) | set(made_taps))
-
-    @staticmethod
-    def _record_links(record, netns, taps):
-        """Write the VM's links.json (read back by VmRecord.made_links): the taps the collection made for it, in netns."""
-        atomic_write(record.run.links_record, json.dumps(dict(netns=netns, taps=sorted(taps))) + "\n", mode=0o600, durable=False)
+        record.record_links(record.spec.netns, set(record.made_links().get("taps", [])) | set(made_taps))
 
     # --- stopping ------------------------------------------------------------------------
     def stop(self, records, timeout, force):

@@ -87,3 +87,15 @@ def test_the_tap_of_a_nic_the_cfg_no_longer_has_is_removed_and_the_rest_kept(tmp
     assert not mgr.module.run_command.expected
     with open(record.run.links_record) as handle:
         assert json.load(handle) == dict(netns=None, taps=["vm1-n1"])
+
+
+def test_the_record_of_made_taps_is_owner_only_sorted_and_gone_with_the_last_tap(tmp_path):
+    mgr = manager(tmp_path)
+    record = record_in(mgr, None, dict(netns=None, taps=["vm1-n1"]))
+    record.record_links("lab", {"vm1-n2", "vm1-n1"})
+    with open(record.run.links_record) as handle:
+        assert json.load(handle) == dict(netns="lab", taps=["vm1-n1", "vm1-n2"])
+    assert os.stat(record.run.links_record).st_mode & 0o777 == 0o600
+    assert VmRecord("vm1", record.entry, record.spec, "", record.run).made_links() == record.made_links()
+    record.record_links("lab", [])
+    assert not os.path.exists(record.run.links_record) and record.made_links() == {}
