@@ -9,8 +9,8 @@
 #
 # Environment: QI_VENV, QI_BUILD_DIR, QI_STEP_TIMEOUT (seconds per step, default 3600, 0: none),
 # and extra arguments per step (word-split):
-#   QI_SANITY_ARGS, QI_UNITS_ARGS, QI_HOSTILE_ARGS, QI_INTEGRATION_ARGS (e.g. a target name), QI_LINT_ARGS,
-#   QI_MOLECULE_ARGS (scenario names)
+#   QI_SANITY_ARGS, QI_UNITS_ARGS, QI_HOSTILE_ARGS, QI_INTEGRATION_ARGS (e.g. a target name), QI_FLOOR_ARGS
+#   (targets: they replace the step's own list), QI_LINT_ARGS, QI_MOLECULE_ARGS (scenario names)
 # Skipped tests (units, hostile) are counted in the step's note; one that tests/expected-skips.txt
 # does not list fails the step when CI=true or QI_STRICT_SKIPS=1 (QI_STRICT_SKIPS=0: never).
 set -euo pipefail
@@ -44,6 +44,7 @@ define_steps() {
     add_step units        run_units
     add_step hostile      run_hostile
     add_step integration  run_integration
+    add_step floor        run_floor
     add_step lint         run_lint
     add_step docs         run_docs
     add_step molecule     run_molecule
@@ -209,6 +210,33 @@ run_integration() {
         printf 'qi_nspawn_work_dir: %s\n' "$QI_NSPAWN_WORK_DIR" >>tests/integration/integration_config.yml
     fi
     run ansible-test integration "${opts[@]}" "${extra[@]}"
+}
+
+# The oldest ansible-core that meta/runtime.yml admits (tools/requirements-floor.txt), in a venv of its own: the
+# integration targets of the modules, the vms role (module_defaults included) and the mac filter run under it, so that
+# requires_ansible is a tested claim. Everything else runs under the pinned 2.19 only. After `integration`, so that
+# the test guest is cached.
+FLOOR_TARGETS=(bridge tap vm_config vm vm_info monitor vms_fleet handwritten_cfg)
+run_floor() {
+    local venv="$QI_BUILD_DIR/venv-floor" req="$QI_REPO/tools/requirements-floor.txt" python stamp
+    local -a targets
+    python="$(qi_find_python)" || qi_die "no usable python 3.11-3.13 with venv found"
+    stamp="$(sha256sum <"$req" | cut -d' ' -f1) $python $("$python" -V 2>&1)"
+    if [[ "$(cat "$venv/.qi-floor-stamp" 2>/dev/null)" != "$stamp" ]] || ! "$venv/bin/python" -c 'import ansible_test' 2>/dev/null; then
+        rm -rf -- "$venv"
+        run "$python" -m venv "$venv"
+        if ! "$venv/bin/python" -m pip install --disable-pip-version-check -r "$req" >"$venv/pip-install.log" 2>&1 </dev/null; then
+            tail -n 40 "$venv/pip-install.log" >&2
+            qi_die "pip install -r $req failed (full log: $venv/pip-install.log)"
+        fi
+        printf '%s\n' "$stamp" >"$venv/.qi-floor-stamp"
+    fi
+    split_args QI_FLOOR_ARGS targets
+    [[ ${#targets[@]} -gt 0 ]] || targets=("${FLOOR_TARGETS[@]}")
+    qi_note "ansible-core $("$venv/bin/python" -c 'from ansible.release import __version__; print(__version__)'): ${targets[*]}"
+    printf 'qi_repo: %s\n' "$QI_REPO" >tests/integration/integration_config.yml
+    PATH="$venv/bin:$PATH" run ansible-test integration --local --python "$PYV" --allow-destructive --allow-root \
+        --continue-on-error "${targets[@]}"
 }
 
 run_lint() {
