@@ -215,10 +215,11 @@ run_integration() {
 # The oldest ansible-core that meta/runtime.yml admits (tools/requirements-floor.txt), in a venv of its own: the
 # integration targets of the modules, the vms role (module_defaults included) and the mac filter run under it, so that
 # requires_ansible is a tested claim. Everything else runs under the pinned 2.19 only. After `integration`, so that
-# the test guest is cached.
+# the test guest is cached. The modules run under the oldest Python 2.17 manages hosts with, 3.7, when the machine
+# has one (pyenv's, as these machines do; QI_FLOOR_TARGET_PYTHON names another), else under the controller's.
 FLOOR_TARGETS=(bridge tap vm_config vm vm_info monitor vms_fleet handwritten_cfg)
 run_floor() {
-    local venv="$QI_BUILD_DIR/venv-floor" req="$QI_REPO/tools/requirements-floor.txt" python stamp
+    local venv="$QI_BUILD_DIR/venv-floor" req="$QI_REPO/tools/requirements-floor.txt" python stamp target_python
     local -a targets
     python="$(qi_find_python)" || qi_die "no usable python 3.11-3.13 with venv found"
     stamp="$(sha256sum <"$req" | cut -d' ' -f1) $python $("$python" -V 2>&1)"
@@ -233,8 +234,15 @@ run_floor() {
     fi
     split_args QI_FLOOR_ARGS targets
     [[ ${#targets[@]} -gt 0 ]] || targets=("${FLOOR_TARGETS[@]}")
-    qi_note "ansible-core $("$venv/bin/python" -c 'from ansible.release import __version__; print(__version__)'): ${targets[*]}"
+    target_python="${QI_FLOOR_TARGET_PYTHON:-$(compgen -G "${PYENV_ROOT:-${HOME:-}/.pyenv}/versions/3.7.*/bin/python3.7" | head -n 1 || true)}"
     printf 'qi_repo: %s\n' "$QI_REPO" >tests/integration/integration_config.yml
+    if [[ -n "$target_python" ]]; then
+        # integration_config.yml is the play's vars file: it outranks the inventory's interpreter.
+        printf 'ansible_python_interpreter: %s\n' "$target_python" >>tests/integration/integration_config.yml
+    else
+        target_python="$(command -v python)"
+    fi
+    qi_note "ansible-core $("$venv/bin/python" -c 'from ansible.release import __version__; print(__version__)'), modules on Python $("$target_python" -c 'import platform; print(platform.python_version())'): ${targets[*]}"
     PATH="$venv/bin:$PATH" run ansible-test integration --local --python "$PYV" --allow-destructive --allow-root \
         --continue-on-error "${targets[@]}"
 }
