@@ -156,7 +156,7 @@ class VmManager(VmInventory):
 
         def launch(record):
             t0 = time.monotonic()
-            self._launch(record, made.get(record.name, []))
+            self._launch(record)
             return round(time.monotonic() - t0, 3)
 
         started, times = [], {}
@@ -298,7 +298,7 @@ class VmManager(VmInventory):
         elif doomed:
             ip.apply([["link", "del", "dev", doomed[0]]])
 
-    def _launch(self, record, made_taps):
+    def _launch(self, record):
         run = record.run
         os.makedirs(self.run_dir, mode=0o755, exist_ok=True)
         os.makedirs(run.dir, mode=0o700, exist_ok=True)
@@ -314,7 +314,6 @@ class VmManager(VmInventory):
         # made here first, the console (which may show secrets) is owner-only.
         with contextlib.suppress(OSError):  # a missing directory: QEMU's own error says which
             os.close(os.open(serial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600))
-        self._remember_links(record, made_taps)
         # What the devices need on the host first: the UEFI variables copied, the TPM emulator up.
         ctx = DeviceContext(record.spec, run, record.state, record.short_name, self.module)
         vnc.prepare(ctx)  # the password file the cfg asks for, checked before anything is started
