@@ -199,17 +199,25 @@ run_integration() {
         return 0
     fi
     qi_log "integration targets: ${targets[*]}"
-    # ansible-test passes only its own environment to the targets; this file (extra vars) tells
-    # setup_guest where the work tree and its guest cache are.
-    printf 'qi_repo: %s\n' "$QI_REPO" >tests/integration/integration_config.yml
-    # Where boot_systemd keeps its container root and boots its copy (~240 MiB each), when not in .cache/tmp.
+    write_integration_config
+    run ansible-test integration "${opts[@]}" "${extra[@]}"
+}
+
+# tests/integration/integration_config.yml, the vars file of every target's play (ansible-test passes only its own
+# environment to the targets): where the work tree and its guest cache are (setup_guest), where boot_systemd keeps
+# its container root and boots its copy (~240 MiB each) when not in .cache/tmp, then the `name: value` lines given.
+write_integration_config() {
+    local config=tests/integration/integration_config.yml
+    printf 'qi_repo: %s\n' "$QI_REPO" >"$config"
     if [[ -n "${QI_NSPAWN_ROOT_DIR:-}" ]]; then
-        printf 'qi_nspawn_root_dir: %s\n' "$QI_NSPAWN_ROOT_DIR" >>tests/integration/integration_config.yml
+        printf 'qi_nspawn_root_dir: %s\n' "$QI_NSPAWN_ROOT_DIR" >>"$config"
     fi
     if [[ -n "${QI_NSPAWN_WORK_DIR:-}" ]]; then
-        printf 'qi_nspawn_work_dir: %s\n' "$QI_NSPAWN_WORK_DIR" >>tests/integration/integration_config.yml
+        printf 'qi_nspawn_work_dir: %s\n' "$QI_NSPAWN_WORK_DIR" >>"$config"
     fi
-    run ansible-test integration "${opts[@]}" "${extra[@]}"
+    if [[ $# -gt 0 ]]; then
+        printf '%s\n' "$@" >>"$config"
+    fi
 }
 
 # The oldest ansible-core that meta/runtime.yml admits (tools/requirements-floor.txt), in a venv of its own: the
@@ -235,11 +243,11 @@ run_floor() {
     split_args QI_FLOOR_ARGS targets
     [[ ${#targets[@]} -gt 0 ]] || targets=("${FLOOR_TARGETS[@]}")
     target_python="${QI_FLOOR_TARGET_PYTHON:-$(compgen -G "${PYENV_ROOT:-${HOME:-}/.pyenv}/versions/3.7.*/bin/python3.7" | head -n 1 || true)}"
-    printf 'qi_repo: %s\n' "$QI_REPO" >tests/integration/integration_config.yml
     if [[ -n "$target_python" ]]; then
         # integration_config.yml is the play's vars file: it outranks the inventory's interpreter.
-        printf 'ansible_python_interpreter: %s\n' "$target_python" >>tests/integration/integration_config.yml
+        write_integration_config "ansible_python_interpreter: $target_python"
     else
+        write_integration_config
         target_python="$(command -v python)"
     fi
     qi_note "ansible-core $("$venv/bin/python" -c 'from ansible.release import __version__; print(__version__)'), modules on Python $("$target_python" -c 'import platform; print(platform.python_version())'): ${targets[*]}"
