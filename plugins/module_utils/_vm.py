@@ -257,17 +257,23 @@ class VmManager(VmInventory):
         """Remove the taps the collection made for a VM that its start will not use: those of NICs or hubs its cfg no
         longer has, and all of them when its cfg names another network namespace now (changed while it was stopped).
         Left, they would hang on their bridges until `absent`, or, recorded under the new namespace, never be
-        removed. No QEMU holds them (the VM is being started); a namespace that is gone took its taps with it."""
+        removed. No QEMU holds them (the VM is being started); a namespace that is gone took its taps with it.
+        The taps go one namespace at a time, as in remove_runtime; each record is rewritten once its taps are gone."""
+        doomed: dict[str | None, list[str]] = {}
+        kept = []
         for record in records:
             known = record.made_links()
             old, taps = known.get("netns"), known.get("taps") or []
             wanted = {tap for tap, _bridge in record.spec.taps(record.short_name)} if old == record.spec.netns else set()
             unused = [tap for tap in taps if tap not in wanted]
-            if not unused:
-                continue
-            if old is None or netns_exists(old):
-                self._remove_links(old, unused)
-            record.record_links(old, [tap for tap in taps if tap in wanted])
+            if unused:
+                doomed.setdefault(old, []).extend(unused)
+                kept.append((record, old, [tap for tap in taps if tap in wanted]))
+        for netns, taps in doomed.items():
+            if netns is None or netns_exists(netns):
+                self._remove_links(netns, taps)
+        for record, netns, taps in kept:
+            record.record_links(netns, taps)
 
     def _check_host(self, ip, records):
         """What each NIC's backend needs from ip's namespace before launch (an mcast group's route)."""

@@ -99,3 +99,34 @@ def test_the_record_of_made_taps_is_owner_only_sorted_and_gone_with_the_last_tap
     assert VmRecord("vm1", record.entry, record.spec, "", record.run).made_links() == record.made_links()
     record.record_links("lab", [])
     assert not os.path.exists(record.run.links_record) and record.made_links() == {}
+
+
+def test_the_unused_taps_of_several_vms_go_in_one_batch_per_namespace(tmp_path):
+    # vm1 dropped its second NIC and vm2 its only one: one listing of the links and one batch, not one of each per VM.
+    mgr = manager(tmp_path)
+    vm1 = record_in(mgr, None, dict(netns=None, taps=["tap1", "vm1-n1"]))
+    spec2 = from_params(dict(name="vm2"), check_files=False)
+    vm2 = VmRecord("vm2", Entry("vm2", "vm2", 1, spec2.macs()), spec2, "", RunPaths(mgr.run_dir, "vm2"))
+    os.makedirs(vm2.run.dir)
+    vm2.record_links(None, ["tap2"])
+    calls = []
+
+    def run_command(args, check_rc=False, data=None, **kwargs):
+        calls.append((args, data))
+        if args == links(None)[0]:
+            return links(None)[2]
+        if args[:5] == [IP, "-json", "link", "show", "group"]:
+            return 0, "[]", ""  # the random group is free
+        assert args == [IP, "-batch", "-"]
+        return 0, "", ""
+
+    mgr.module.run_command = run_command
+    mgr._forget_unused_links([vm1, vm2])
+    assert [args for args, _data in calls].count(links(None)[0]) == 1
+    batches = [data.splitlines() for args, data in calls if args == [IP, "-batch", "-"]]
+    assert len(batches) == 1
+    group = batches[0][-1].split()[-1]
+    assert batches[0] == ["link set dev tap1 group " + group, "link set dev tap2 group " + group, "link del group " + group]
+    with open(vm1.run.links_record) as handle:
+        assert json.load(handle) == dict(netns=None, taps=["vm1-n1"])
+    assert not os.path.exists(vm2.run.links_record)
