@@ -42,8 +42,6 @@ if [[ -n "${QI_EXTRA_APT_PACKAGES:-}" ]]; then
 fi
 
 REQUIREMENTS="$QI_REPO/tools/requirements.txt"
-# Bump when the way the venv is built changes, to force a reinstall everywhere.
-BOOTSTRAP_FORMAT=1
 
 apt_missing_packages() {
     # Prints the packages that are not fully installed.
@@ -94,53 +92,11 @@ install_apt_packages() {
     fi
 }
 
-venv_stamp() {
-    # What the venv was built from: the pins, the base interpreter and this script's format.
-    {
-        printf 'format %s\n' "$BOOTSTRAP_FORMAT"
-        printf 'python %s\n' "$1"
-        "$1" -c 'import sys; print("version", sys.version.split()[0])'
-        sha256sum <"$REQUIREMENTS"
-    } | sha256sum | cut -d' ' -f1
-}
-
 setup_venv() {
-    local python stamp stamp_file="$QI_VENV/.qi-bootstrap-stamp"
+    local python
     python="$(qi_find_python)" ||
         qi_die "no usable python 3.11-3.13 with venv found (apt-get install python3 python3-venv, or set QI_PYTHON)"
-    stamp="$(venv_stamp "$python")"
-
-    if [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]] &&
-        "$QI_VENV/bin/python" -c 'import ansible_test' >/dev/null 2>&1; then
-        qi_log "venv: $QI_VENV up to date ($("$QI_VENV/bin/python" -V 2>&1))"
-        return 0
-    fi
-
-    if [[ -e "$QI_VENV" ]]; then
-        [[ -f "$QI_VENV/pyvenv.cfg" ]] ||
-            qi_die "$QI_VENV exists and is not a virtualenv; remove it or set QI_VENV"
-        # A venv made from another interpreter (or a broken one) is rebuilt, not patched.
-        if ! "$QI_VENV/bin/python" -c 'import sys' >/dev/null 2>&1 ||
-            ! grep -qxF "python $python" "$QI_VENV/.qi-base-python" 2>/dev/null; then
-            qi_log "venv: removing $QI_VENV (other or broken base python)"
-            rm -rf -- "$QI_VENV"
-        fi
-    fi
-    if [[ ! -e "$QI_VENV" ]]; then
-        qi_log "venv: creating $QI_VENV with $python ($("$python" -V 2>&1))"
-        "$python" -m venv "$QI_VENV"
-        printf 'python %s\n' "$python" >"$QI_VENV/.qi-base-python"
-    fi
-
-    local log="$QI_VENV/pip-install.log"
-    qi_log "venv: pip install -r tools/requirements.txt (log: $log)"
-    if ! "$QI_VENV/bin/python" -m pip install --disable-pip-version-check \
-        -r "$REQUIREMENTS" >"$log" 2>&1 </dev/null; then
-        tail -n 40 "$log" >&2
-        qi_die "pip install failed (full log: $log)"
-    fi
-    printf '%s\n' "$stamp" >"$stamp_file"
-    qi_log "venv: ansible-core $("$QI_VENV/bin/python" -c 'from ansible.release import __version__; print(__version__)')"
+    qi_make_venv "$QI_VENV" "$python" "$REQUIREMENTS"
 }
 
 # ansible-test bootstraps pip in each venv it makes with a get-pip script downloaded from a

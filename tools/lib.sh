@@ -103,3 +103,45 @@ qi_layout() {
         git -C "$coll" init -q
     fi
 }
+
+# Bump when the way a venv is built changes, to force a reinstall everywhere.
+QI_VENV_FORMAT=1
+
+# qi_make_venv VENV PYTHON REQUIREMENTS: VENV, a virtualenv made from PYTHON with REQUIREMENTS' pins.
+# Left alone while VENV/.qi-stamp says it was built from the same (the pins, the interpreter and its version,
+# QI_VENV_FORMAT) and it imports ansible_test; otherwise pip installs the pins on top, in a venv made anew when
+# it is broken or comes from another interpreter. pip's log stays in VENV; its tail is shown when pip fails.
+qi_make_venv() {
+    local venv="$1" python="$2" requirements="$3" stamp log="$1/pip-install.log"
+    stamp="$({
+        printf 'format %s\npython %s\n' "$QI_VENV_FORMAT" "$python"
+        "$python" -c 'import sys; print("version", sys.version.split()[0])'
+        sha256sum <"$requirements"
+    } | sha256sum | cut -d' ' -f1)"
+    if [[ "$(cat "$venv/.qi-stamp" 2>/dev/null)" == "$stamp" ]] &&
+        "$venv/bin/python" -c 'import ansible_test' >/dev/null 2>&1; then
+        qi_log "venv: $venv up to date ($("$venv/bin/python" -V 2>&1))"
+        return 0
+    fi
+    if [[ -e "$venv" ]]; then
+        [[ -f "$venv/pyvenv.cfg" ]] || qi_die "$venv exists and is not a virtualenv; remove it"
+        if ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1 ||
+            ! grep -qxF "python $python" "$venv/.qi-base-python" 2>/dev/null; then
+            qi_log "venv: removing $venv (other or broken base python)"
+            rm -rf -- "$venv"
+        fi
+    fi
+    if [[ ! -e "$venv" ]]; then
+        qi_log "venv: creating $venv with $python ($("$python" -V 2>&1))"
+        "$python" -m venv "$venv"
+        printf 'python %s\n' "$python" >"$venv/.qi-base-python"
+    fi
+    rm -f -- "$venv/.qi-stamp"
+    qi_log "venv: pip install -r ${requirements#"$QI_REPO"/} (log: $log)"
+    if ! "$venv/bin/python" -m pip install --disable-pip-version-check -r "$requirements" >"$log" 2>&1 </dev/null; then
+        tail -n 40 "$log" >&2
+        qi_die "pip install -r $requirements failed (full log: $log)"
+    fi
+    printf '%s\n' "$stamp" >"$venv/.qi-stamp"
+    qi_log "venv: ansible-core $("$venv/bin/python" -c 'from ansible.release import __version__; print(__version__)')"
+}

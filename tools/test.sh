@@ -227,19 +227,10 @@ write_integration_config() {
 # has one (pyenv's, as these machines do; QI_FLOOR_TARGET_PYTHON names another), else under the controller's.
 FLOOR_TARGETS=(bridge tap vm_config vm vm_info monitor vms_fleet handwritten_cfg)
 run_floor() {
-    local venv="$QI_BUILD_DIR/venv-floor" req="$QI_REPO/tools/requirements-floor.txt" python stamp target_python
+    local venv="$QI_BUILD_DIR/venv-floor" req="$QI_REPO/tools/requirements-floor.txt" python target_python
     local -a targets
     python="$(qi_find_python)" || qi_die "no usable python 3.11-3.13 with venv found"
-    stamp="$(sha256sum <"$req" | cut -d' ' -f1) $python $("$python" -V 2>&1)"
-    if [[ "$(cat "$venv/.qi-floor-stamp" 2>/dev/null)" != "$stamp" ]] || ! "$venv/bin/python" -c 'import ansible_test' 2>/dev/null; then
-        rm -rf -- "$venv"
-        run "$python" -m venv "$venv"
-        if ! "$venv/bin/python" -m pip install --disable-pip-version-check -r "$req" >"$venv/pip-install.log" 2>&1 </dev/null; then
-            tail -n 40 "$venv/pip-install.log" >&2
-            qi_die "pip install -r $req failed (full log: $venv/pip-install.log)"
-        fi
-        printf '%s\n' "$stamp" >"$venv/.qi-floor-stamp"
-    fi
+    qi_make_venv "$venv" "$python" "$req"
     split_args QI_FLOOR_ARGS targets
     [[ ${#targets[@]} -gt 0 ]] || targets=("${FLOOR_TARGETS[@]}")
     target_python="${QI_FLOOR_TARGET_PYTHON:-$(compgen -G "${PYENV_ROOT:-${HOME:-}/.pyenv}/versions/3.7.*/bin/python3.7" | head -n 1 || true)}"
