@@ -66,8 +66,9 @@ class HostModule:
             if umask is not None:
                 os.umask(umask)
 
-        proc = subprocess.run(args, input=data, capture_output=True, text=True, env=env, preexec_fn=child_umask,  # noqa: PLW1509
-                              check=False)
+        # The host tools run without Ansible: this is their stand-in for AnsibleModule.run_command (argv only).
+        proc = subprocess.run(args, input=data, capture_output=True, text=True,  # pylint: disable=ansible-bad-function
+                              env=env, preexec_fn=child_umask, check=False)  # noqa: PLW1509
         if check_rc and proc.returncode != 0:
             raise QemuInitError("%s failed: %s" % (" ".join(args), proc.stderr.strip()), rc=proc.returncode)
         return proc.returncode, proc.stdout, proc.stderr
