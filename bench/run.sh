@@ -87,7 +87,7 @@ if [[ "$use_libvirt" == 1 ]]; then
     if ! cmp -s "$bench/requirements.txt" "$stamp" 2>/dev/null; then
         qi_log "bench venv $bench_venv: PyPI ansible (community.libvirt for P5)"
         rm -rf "$bench_venv"
-        "$(qi_find_python)" -m venv "$bench_venv"
+        "$(qi_find_python 11 13)" -m venv "$bench_venv"
         "$bench_venv/bin/pip" install -q --no-deps -r "$bench/requirements.txt"
         cp "$bench/requirements.txt" "$stamp"
     fi

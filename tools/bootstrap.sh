@@ -94,7 +94,7 @@ install_apt_packages() {
 
 setup_venv() {
     local python
-    python="$(qi_find_python)" ||
+    python="$(qi_find_python 11 13)" ||
         qi_die "no usable python 3.11-3.13 with venv found (apt-get install python3 python3-venv, or set QI_PYTHON)"
     qi_make_venv "$QI_VENV" "$python" "$REQUIREMENTS"
 }

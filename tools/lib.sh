@@ -39,30 +39,37 @@ qi_elapsed() {
     awk -v a="$1" -v b="$(qi_now)" 'BEGIN { printf "%.1f", b - a }'
 }
 
-# A python usable for the venv: runs (pyenv shims may exit 127), is 3.11..3.13 (the range
-# ansible-core 2.19 supports on the controller) and has venv + ensurepip (Debian: python3-venv).
-# Debian's /usr/bin/python3 first, so the venv does not depend on a pyenv build; QI_PYTHON overrides.
+# qi_python_ok PYTHON MIN MAX: PYTHON runs (pyenv shims may exit 127), is 3.MIN..3.MAX and has venv + ensurepip
+# (Debian: python3-venv). 11 13 is the range ansible-core 2.19, the pinned one, supports on the controller.
 qi_python_ok() {
-    "$1" - >/dev/null 2>&1 <<'EOF'
+    "$1" - "$2" "$3" >/dev/null 2>&1 <<'EOF'
 import sys
 import ensurepip  # noqa: F401
 import venv  # noqa: F401
-sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else 1)
+low, high = int(sys.argv[1]), int(sys.argv[2])
+sys.exit(0 if (3, low) <= sys.version_info[:2] <= (3, high) else 1)
 EOF
 }
 
+# qi_find_python MIN MAX: a python for a venv, as qi_python_ok says. QI_PYTHON first when set, then Debian's
+# /usr/bin/python3 (so the venv does not depend on a pyenv build), /usr/bin/python3.MAX..3.MIN, python3 on PATH, and
+# last pyenv's builds, newest first.
 qi_find_python() {
-    local candidate
+    local low="$1" high="$2" candidate minor
     local -a candidates=()
     if [[ -n "${QI_PYTHON:-}" ]]; then
         candidates+=("$QI_PYTHON")
     fi
-    candidates+=(/usr/bin/python3 /usr/bin/python3.13 /usr/bin/python3.12 /usr/bin/python3.11)
+    candidates+=(/usr/bin/python3)
+    for ((minor = high; minor >= low; minor--)); do
+        candidates+=("/usr/bin/python3.$minor")
+    done
     if candidate="$(command -v python3 2>/dev/null)"; then
         candidates+=("$candidate")
     fi
+    mapfile -t -O "${#candidates[@]}" candidates < <(compgen -G "${PYENV_ROOT:-${HOME:-/root}/.pyenv}/versions/3.*/bin/python3" | sort -rV)
     for candidate in "${candidates[@]}"; do
-        if [[ -x "$candidate" ]] && qi_python_ok "$candidate"; then
+        if [[ -x "$candidate" ]] && qi_python_ok "$candidate" "$low" "$high"; then
             printf '%s\n' "$candidate"
             return 0
         fi

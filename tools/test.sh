@@ -9,8 +9,8 @@
 #
 # Environment: QI_VENV, QI_BUILD_DIR, QI_STEP_TIMEOUT (seconds per step, default 3600, 0: none),
 # and extra arguments per step (word-split):
-#   QI_SANITY_ARGS, QI_UNITS_ARGS, QI_HOSTILE_ARGS, QI_INTEGRATION_ARGS (e.g. a target name), QI_FLOOR_ARGS
-#   (targets: they replace the step's own list), QI_LINT_ARGS, QI_MOLECULE_ARGS (scenario names)
+#   QI_SANITY_ARGS, QI_UNITS_ARGS, QI_HOSTILE_ARGS, QI_INTEGRATION_ARGS (e.g. a target name), QI_FLOOR_ARGS,
+#   QI_NEWEST_ARGS (targets: they replace the step's own list), QI_LINT_ARGS, QI_MOLECULE_ARGS (scenario names)
 # Skipped tests (units, hostile) are counted in the step's note; one that tests/expected-skips.txt
 # does not list fails the step when CI=true or QI_STRICT_SKIPS=1 (QI_STRICT_SKIPS=0: never).
 set -euo pipefail
@@ -45,6 +45,7 @@ define_steps() {
     add_step hostile      run_hostile
     add_step integration  run_integration
     add_step floor        run_floor
+    add_step newest       run_newest
     add_step lint         run_lint
     add_step docs         run_docs
     add_step molecule     run_molecule
@@ -220,30 +221,51 @@ write_integration_config() {
     fi
 }
 
-# The oldest ansible-core that meta/runtime.yml admits (tools/requirements-floor.txt), in a venv of its own: the
-# integration targets of the modules, the vms role (module_defaults included) and the mac filter run under it, so that
-# requires_ansible is a tested claim. Everything else runs under the pinned 2.19 only. After `integration`, so that
-# the test guest is cached. The modules run under the oldest Python 2.17 manages hosts with, 3.7, when the machine
-# has one (pyenv's, as these machines do; QI_FLOOR_TARGET_PYTHON names another), else under the controller's.
-FLOOR_TARGETS=(bridge tap vm_config vm vm_info monitor vms_fleet handwritten_cfg)
-run_floor() {
-    local venv="$QI_BUILD_DIR/venv-floor" req="$QI_REPO/tools/requirements-floor.txt" python target_python
+# The integration targets that run under each end of the ansible-core range we claim (the floor and newest steps), not
+# only under the pinned 2.19: the modules, the vms role (module_defaults included) and the mac filter. After
+# `integration`, so that the test guest is cached. QI_FLOOR_ARGS and QI_NEWEST_ARGS replace the list.
+CORE_TARGETS=(bridge tap vm_config vm vm_info monitor vms_fleet handwritten_cfg)
+
+# run_core_targets STEP PYTHON [TARGET_PYTHON]: CORE_TARGETS under the ansible-core of tools/requirements-STEP.txt, in
+# the venv $QI_BUILD_DIR/venv-STEP made from PYTHON; the modules run on TARGET_PYTHON, else on the venv's.
+run_core_targets() {
+    local step="$1" python="$2" target_python="${3:-}" venv="$QI_BUILD_DIR/venv-$1" args_var="QI_${1^^}_ARGS" pyv
     local -a targets
-    python="$(qi_find_python)" || qi_die "no usable python 3.11-3.13 with venv found"
-    qi_make_venv "$venv" "$python" "$req"
-    split_args QI_FLOOR_ARGS targets
-    [[ ${#targets[@]} -gt 0 ]] || targets=("${FLOOR_TARGETS[@]}")
-    target_python="${QI_FLOOR_TARGET_PYTHON:-$(compgen -G "${PYENV_ROOT:-${HOME:-}/.pyenv}/versions/3.7.*/bin/python3.7" | head -n 1 || true)}"
+    qi_make_venv "$venv" "$python" "$QI_REPO/tools/requirements-$step.txt"
+    split_args "$args_var" targets
+    [[ ${#targets[@]} -gt 0 ]] || targets=("${CORE_TARGETS[@]}")
     if [[ -n "$target_python" ]]; then
         # integration_config.yml is the play's vars file: it outranks the inventory's interpreter.
         write_integration_config "ansible_python_interpreter: $target_python"
     else
         write_integration_config
-        target_python="$(command -v python)"
+        target_python="$venv/bin/python"
     fi
-    qi_note "ansible-core $("$venv/bin/python" -c 'from ansible.release import __version__; print(__version__)'), modules on Python $("$target_python" -c 'import platform; print(platform.python_version())'): ${targets[*]}"
-    PATH="$venv/bin:$PATH" run ansible-test integration --local --python "$PYV" --allow-destructive --allow-root \
+    pyv="$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    qi_note "ansible-core $("$venv/bin/python" -c 'from ansible.release import __version__; print(__version__)') on Python $("$venv/bin/python" -c 'import platform; print(platform.python_version())'), modules on Python $("$target_python" -c 'import platform; print(platform.python_version())'): ${targets[*]}"
+    PATH="$venv/bin:$PATH" run ansible-test integration --local --python "$pyv" --allow-destructive --allow-root \
         --continue-on-error "${targets[@]}"
+}
+
+# The oldest ansible-core that meta/runtime.yml admits (2.17), so that requires_ansible is a tested claim. The modules
+# run under the oldest Python 2.17 manages hosts with, 3.7, when the machine has one (pyenv's, as these machines do;
+# QI_FLOOR_TARGET_PYTHON names another), else under the controller's.
+run_floor() {
+    local python
+    python="$(qi_find_python 11 13)" || qi_die "no usable python 3.11-3.13 with venv found"
+    run_core_targets floor "$python" \
+        "${QI_FLOOR_TARGET_PYTHON:-$(compgen -G "${PYENV_ROOT:-${HOME:-/root}/.pyenv}/versions/3.7.*/bin/python3.7" | head -n 1 || true)}"
+}
+
+# The newest ansible-core release (tools/requirements-newest.txt), what a new user installs. It needs Python 3.12 or
+# newer on the controller (QI_NEWEST_PYTHON, a /usr/bin/python3.1x, or pyenv's build); without one the step is skipped.
+run_newest() {
+    local python
+    if ! python="$(QI_PYTHON="${QI_NEWEST_PYTHON:-}" qi_find_python 12 14)"; then
+        qi_skip "no Python 3.12-3.14 with venv for ansible-core $(sed -n 's/^ansible-core==//p' "$QI_REPO/tools/requirements-newest.txt") (set QI_NEWEST_PYTHON)"
+        return 0
+    fi
+    run_core_targets newest "$python"
 }
 
 run_lint() {
