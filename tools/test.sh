@@ -502,6 +502,17 @@ run_one_step() {
     eval "${STEP_CMDS[$1]}"
 }
 
+# setup_failed PART START NOTE: PART of the setup failed (started at START): record it, every step as not run, and
+# print the summary. Called from main, whose `steps` it reads.
+setup_failed() {
+    local name
+    record "$1" failed "$(qi_elapsed "$2")" "$3; no step ran"
+    for name in "${steps[@]}"; do
+        record "$name" not-run -
+    done
+    print_summary
+}
+
 main() {
     if [[ "${1:-}" == --run-step ]]; then
         run_one_step "$2"
@@ -535,11 +546,7 @@ main() {
     qi_log "[bootstrap] bash tools/bootstrap.sh"
     start="$(qi_now)"
     if ! bash "$QI_REPO/tools/bootstrap.sh"; then
-        record bootstrap failed "$(qi_elapsed "$start")" "setup; no step ran"
-        for name in "${steps[@]}"; do
-            record "$name" not-run -
-        done
-        print_summary
+        setup_failed bootstrap "$start" setup
         return 1
     fi
     record bootstrap ok "$(qi_elapsed "$start")" setup
@@ -556,11 +563,7 @@ main() {
 
     start="$(qi_now)"
     if ! layout; then
-        record layout failed "$(qi_elapsed "$start")" "setup (rsync to $COLL); no step ran"
-        for name in "${steps[@]}"; do
-            record "$name" not-run -
-        done
-        print_summary
+        setup_failed layout "$start" "setup (rsync to $COLL)"
         return 1
     fi
     record layout ok "$(qi_elapsed "$start")" "setup: $COLL"
