@@ -9,7 +9,9 @@ import pytest
 from ansible_collections.qemu_init.qemu.plugins.module_utils._common import ParameterError, QemuInitError
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic import BACKENDS, backend_of, build
 from ansible_collections.qemu_init.qemu.plugins.module_utils._devices.nic_base import NicSpec
+from ansible_collections.qemu_init.qemu.plugins.module_utils._iproute import IpCommand
 from ansible_collections.qemu_init.qemu.plugins.module_utils._vmspec import from_params
+from ansible_collections.qemu_init.qemu.tests.unit.plugins.ip_fakes import IP, FakeRun
 
 
 @pytest.mark.parametrize("nic, expected", [
@@ -69,3 +71,30 @@ UNIX_STREAM = "net1: index=0,type=stream,unix:/run/x.sock\r\n"
 ])
 def test_connected(text, index, backend, connected):
     assert BACKENDS[backend].connected(NicSpec(backend=backend), text, index + 1) is connected
+
+
+def mcast_nic(**fields):
+    spec = from_params(dict(name="web1", nics=[dict(backend="mcast", mcast="230.0.0.1:1234", **fields)]), check_files=False)
+    return spec.nics[0]
+
+
+def where(fname):
+    return "nics[0].%s" % fname
+
+
+def test_mcast_without_a_route_to_its_group_is_a_host_problem_naming_localaddr(module):
+    # What `ip route get` prints in a fresh namespace with only lo: the kernel has no route to the group.
+    module.run_command = FakeRun(([IP, "-n", "lab", "route", "get", "230.0.0.1"], None, (2, "", "RTNETLINK answers: Network is unreachable\n")))
+    problem = backend_of(mcast_nic()).host_problem(mcast_nic(), IpCommand(module, "lab"), where)
+    assert not module.run_command.expected
+    assert problem.startswith("network namespace lab has no route to the multicast group 230.0.0.1")
+    assert "set nics[0].localaddr (127.0.0.1 for a bus between VMs on this host)" in problem
+
+
+def test_mcast_with_a_route_or_a_localaddr_has_no_host_problem(module):
+    module.run_command = FakeRun(([IP, "route", "get", "230.0.0.1"], None, (0, "multicast 230.0.0.1 dev eth0 src 10.0.0.2\n", "")))
+    assert backend_of(mcast_nic()).host_problem(mcast_nic(), IpCommand(module), where) is None
+    assert not module.run_command.expected
+    module.run_command = FakeRun()  # localaddr: QEMU joins on that address, no route is asked for
+    nic = mcast_nic(localaddr="127.0.0.1")
+    assert backend_of(nic).host_problem(nic, IpCommand(module, "lab"), where) is None
