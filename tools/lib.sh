@@ -51,6 +51,9 @@ sys.exit(0 if (3, low) <= sys.version_info[:2] <= (3, high) else 1)
 EOF
 }
 
+# Where pyenv keeps its builds (versions/X.Y.Z/bin/pythonX.Y), which these machines have and Debian does not package.
+QI_PYENV_VERSIONS="${PYENV_ROOT:-${HOME:-/root}/.pyenv}/versions"
+
 # qi_find_python MIN MAX: a python for a venv, as qi_python_ok says. QI_PYTHON first when set, then Debian's
 # /usr/bin/python3 (so the venv does not depend on a pyenv build), /usr/bin/python3.MAX..3.MIN, python3 on PATH, and
 # last pyenv's builds, newest first.
@@ -67,7 +70,7 @@ qi_find_python() {
     if candidate="$(command -v python3 2>/dev/null)"; then
         candidates+=("$candidate")
     fi
-    mapfile -t -O "${#candidates[@]}" candidates < <(compgen -G "${PYENV_ROOT:-${HOME:-/root}/.pyenv}/versions/3.*/bin/python3" | sort -rV)
+    mapfile -t -O "${#candidates[@]}" candidates < <(compgen -G "$QI_PYENV_VERSIONS/3.*/bin/python3" | sort -rV)
     for candidate in "${candidates[@]}"; do
         if [[ -x "$candidate" ]] && qi_python_ok "$candidate" "$low" "$high"; then
             printf '%s\n' "$candidate"

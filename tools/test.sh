@@ -254,7 +254,7 @@ run_floor() {
     local python
     python="$(qi_find_python 11 13)" || qi_die "no usable python 3.11-3.13 with venv found"
     run_core_targets floor "$python" \
-        "${QI_FLOOR_TARGET_PYTHON:-$(compgen -G "${PYENV_ROOT:-${HOME:-/root}/.pyenv}/versions/3.7.*/bin/python3.7" | head -n 1 || true)}"
+        "${QI_FLOOR_TARGET_PYTHON:-$(compgen -G "$QI_PYENV_VERSIONS/3.7.*/bin/python3.7" | head -n 1 || true)}"
 }
 
 # The newest ansible-core release (tools/requirements-newest.txt), what a new user installs. It needs Python 3.12 or
