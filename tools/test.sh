@@ -229,7 +229,8 @@ CORE_TARGETS=(bridge tap vm_config vm vm_info monitor vms_fleet handwritten_cfg)
 # run_core_targets STEP PYTHON [TARGET_PYTHON]: CORE_TARGETS under the ansible-core of tools/requirements-STEP.txt, in
 # the venv $QI_BUILD_DIR/venv-STEP made from PYTHON; the modules run on TARGET_PYTHON, else on the venv's.
 run_core_targets() {
-    local step="$1" python="$2" target_python="${3:-}" venv="$QI_BUILD_DIR/venv-$1" args_var="QI_${1^^}_ARGS" pyv
+    local step="$1" python="$2" target_python="${3:-}" venv="$QI_BUILD_DIR/venv-$1" args_var="QI_${1^^}_ARGS"
+    local pyv python_version core_version
     local -a targets
     qi_make_venv "$venv" "$python" "$QI_REPO/tools/requirements-$step.txt"
     split_args "$args_var" targets
@@ -241,8 +242,10 @@ run_core_targets() {
         write_integration_config
         target_python="$venv/bin/python"
     fi
-    pyv="$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-    qi_note "ansible-core $("$venv/bin/python" -c 'from ansible.release import __version__; print(__version__)') on Python $("$venv/bin/python" -c 'import platform; print(platform.python_version())'), modules on Python $("$target_python" -c 'import platform; print(platform.python_version())'): ${targets[*]}"
+    read -r pyv python_version core_version < <("$venv/bin/python" -c 'import platform, sys
+from ansible.release import __version__
+print("%d.%d" % sys.version_info[:2], platform.python_version(), __version__)')
+    qi_note "ansible-core $core_version on Python $python_version, modules on Python $("$target_python" -c 'import platform; print(platform.python_version())'): ${targets[*]}"
     PATH="$venv/bin:$PATH" run ansible-test integration --local --python "$pyv" --allow-destructive --allow-root \
         --continue-on-error "${targets[@]}"
 }
